@@ -1,13 +1,13 @@
 """Training / inference throughput of ResNet18 (or --arch) on CelebA-sized images: this project's data path vs the usual one.
 
 (a) project: the prepared uint8 array held as a tensor on the device (``TensorData``),
-    batched random crop + flip and normalisation on the device (``prunebias.augment``),
-    then the training step of ``prunebias.train.fit`` (bf16 autocast + channels_last on
-    CUDA, fused SGD from ``make_optimizer``).
+    batched random crop + flip and normalisation on the device (``train.training_batch``),
+    then ``train.train_step``, the step of ``fit`` (bf16 autocast + channels_last on CUDA,
+    fused SGD from ``make_optimizer``; ``--compile`` as ``runtime.compile``).
 (b) baseline, measured in the same run: CelebA-format JPEGs (official 178 x 218, written by
     ``write_mini_celeba``) decoded per sample with PIL and torchvision transforms (Resize to
     the stored size, RandomCrop, RandomHorizontalFlip, ToTensor, Normalize) through
-    ``DataLoader(num_workers=--workers, shuffle)``, then the same step.
+    ``DataLoader(num_workers=--workers, shuffle)``, then the same ``train_step``.
 
 Both store/resize to ``size * 8 / 7`` (256 for 224, as SPEC's "resize 256, crop 224") and
 train on ``size`` crops. Also reported: the data-path share of the step for (a) at the
@@ -33,11 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunebias import augment
 from prunebias.data import celeba
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.models import build_model
-from prunebias.train import TensorData, _autocast, make_optimizer, predict_logits
+from prunebias.train import TensorData, compiled, configure_backend, make_optimizer, predict_logits, train_step, training_batch
 
 CELEBA_TRAIN = 162_770
 N_ATTR = 40
@@ -57,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--images", type=int, help="JPEGs generated for the baseline (default 256 on CPU, 4096 on CUDA)")
     p.add_argument("--workers", type=int, default=4, help="baseline DataLoader num_workers")
     p.add_argument("--prepare-workers", type=int, default=os.cpu_count() or 1, help="celeba.prepare processes")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step of both paths (runtime.compile)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args()
     if args.device == "auto":
@@ -105,35 +105,22 @@ def make_model(arch: str, size: int, device: torch.device) -> nn.Module:
     return model.train()
 
 
-def model_step(model, optimizer, loss_fn, x, y, device) -> None:
-    """One optimiser step on a float batch, as in prunebias.train.fit."""
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    with _autocast(device):
-        loss = loss_fn(model(x).float(), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
 def project_batch(data: TensorData, size: int, batch: int, gen: torch.Generator):
-    """Fetch + augment one batch as fit() does: index the resident array, crop/flip, normalise."""
-    idx = torch.randint(0, len(data), (batch,), generator=gen)
-    x, y = data.batch(idx)
-    x = augment.random_crop_flip(x, size, 0, True, gen)
-    return augment.to_float(x), y
+    """One batch of fit()'s data path: index the resident array, crop/flip, normalise."""
+    return training_batch(data, torch.randint(0, len(data), (batch,), generator=gen), size, 0, True, gen)
 
 
 def bench_project(data: TensorData, size: int, args, device) -> dict:
     model = make_model(args.arch, size, device)
+    step_model = compiled(model, args.compile)
     optimizer = make_optimizer(model.parameters(), SGD, device)
     loss_fn = nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(0)
     for _ in range(args.warmup):
-        model_step(model, optimizer, loss_fn, *project_batch(data, size, args.batch_size, gen), device)
+        train_step(step_model, optimizer, loss_fn, *project_batch(data, size, args.batch_size, gen))
     with Timer(device) as full:
         for _ in range(args.steps):
-            model_step(model, optimizer, loss_fn, *project_batch(data, size, args.batch_size, gen), device)
+            train_step(step_model, optimizer, loss_fn, *project_batch(data, size, args.batch_size, gen))
     with Timer(device) as fetch:  # the data path alone, same batches' worth of work
         for _ in range(args.steps):
             project_batch(data, size, args.batch_size, gen)
@@ -175,17 +162,18 @@ def bench_baseline(paths, labels, size: int, args, device) -> float:
         num_workers=args.workers, pin_memory=device.type == "cuda", drop_last=True,
     )
     model = make_model(args.arch, size, device)
+    step_model = compiled(model, args.compile)
     optimizer = make_optimizer(model.parameters(), SGD, device)
     loss_fn = nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(0)
     for _ in range(args.warmup):  # warm the model up on random batches, outside the loader
         x = torch.rand(args.batch_size, 3, size, size, generator=gen).to(device)
-        model_step(model, optimizer, loss_fn, x, torch.zeros(args.batch_size, N_ATTR, device=device), device)
+        train_step(step_model, optimizer, loss_fn, x, torch.zeros(args.batch_size, N_ATTR, device=device))
     # Timed from the workers' start (fork: a small, once-per-epoch cost) to the last step:
     # every wait for a batch counts, it is this data path's cost.
     with Timer(device) as timer:
         for x, y in loader:
-            model_step(model, optimizer, loss_fn, x.to(device, non_blocking=True), y.to(device, non_blocking=True), device)
+            train_step(step_model, optimizer, loss_fn, x.to(device, non_blocking=True), y.to(device, non_blocking=True))
     return args.steps * args.batch_size / timer.seconds
 
 
@@ -226,6 +214,7 @@ def cpu_name() -> str:
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
+    configure_backend(device)  # as a training job: cuDNN autotuning on GPU
     header = {
         "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

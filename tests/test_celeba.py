@@ -292,6 +292,17 @@ def test_jobs_prepare_bad_input_leaves_no_data_set(root, tmp_path):
     assert_no_output(out)
 
 
+def test_jobs_prepare_removes_the_images_when_the_index_fails(mini, tmp_path, monkeypatch):
+    def reject(index, *args):
+        raise ValueError("index.parquet: bad index")
+
+    monkeypatch.setattr(store, "check_index", reject)
+    out = tmp_path / "data"
+    with pytest.raises(ValueError, match="bad index"):
+        jobs.prepare({"source": "celeba", "root": str(mini), "resolution": 32}, out)
+    assert_no_output(out)
+
+
 # --- limit and line endings -----------------------------------------------------------------
 
 

@@ -1,3 +1,4 @@
+import stat
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,16 @@ def test_two_leases_get_different_devices_and_a_released_one_is_reused(tmp_path)
     again, h3 = devices.acquire(2, tmp_path)
     assert again == first
     h2.close(), h3.close()
+
+
+def test_lock_directory_and_files_serve_every_user(tmp_path):
+    directory = tmp_path / "locks"
+    _, handle = devices.acquire(1, directory)
+    # Sticky and world-writable like /tmp; lock files opened read-only, so a file another
+    # user created (mode from their umask) can still be locked.
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o1777
+    assert handle.mode == "r"
+    handle.close()
 
 
 def test_no_free_device_times_out_with_a_clear_message(tmp_path):

@@ -70,6 +70,14 @@ def test_editing_analysis_code_reruns_only_analysis(finished):
     assert jobs.get("metrics") == 5 and not (EXPENSIVE & set(jobs)), jobs
 
 
+def test_runtime_switches_rerun_nothing_but_reach_the_training_command(finished):
+    name = variant(finished, lambda c: c.update(runtime={"compile": True}))
+    assert planned_jobs(finished, config=name) == {}
+    forced = snakemake(finished, "-n", "-p", "--forcerun", "train_dense", config=name)
+    commands = [line for line in forced.stdout.splitlines() if " -m prunebias.cli train " in line]
+    assert commands and all("--compile" in line for line in commands), forced.stdout[-3000:]
+
+
 def test_adding_a_sparsity_runs_only_the_new_models(finished):
     name = variant(finished, lambda c: c["grid"].update(sparsities=[0.5, 0.9, 0.95]))
     jobs = planned_jobs(finished, config=name)

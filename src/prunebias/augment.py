@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from prunebias.devices import send
+
 MEAN = 0.5
 STD = 0.5
 
@@ -33,7 +35,7 @@ def random_crop_flip(
     """Per-sample random crop (after zero-padding by ``padding``) and horizontal flip, vectorised.
 
     Offsets and flips are drawn from ``generator`` (a CPU generator, so results do not depend
-    on the device) and applied with one gather.
+    on the device), sent to the batch's device without a host sync, and applied with one gather.
     """
     b, h, w, _ = batch.shape
     if padding:
@@ -48,5 +50,5 @@ def random_crop_flip(
     cols = left[:, None] + torch.where(flips[:, None], size - 1 - ar, ar)
     rows = top[:, None] + ar
     dev = batch.device
-    rows, cols = rows.to(dev), cols.to(dev)
+    rows, cols = send(rows, dev), send(cols, dev)
     return batch[torch.arange(b, device=dev)[:, None, None], rows[:, :, None], cols[:, None, :]]

@@ -35,7 +35,7 @@ def cmd_train(a):
     from prunebias import jobs
 
     _threads(a.threads)
-    jobs.train(a.data, a.model, a.log, a.spec, a.run, parent=a.parent, device=a.device)
+    jobs.train(a.data, a.model, a.log, a.spec, a.run, parent=a.parent, device=a.device, compile_step=a.compile)
 
 
 def cmd_predict(a):
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent", default=None, help="dense checkpoint to start from (post-training methods)")
     p.add_argument("--device", default=os.environ.get("PRUNEBIAS_DEVICE", "auto"),
                    help="auto (a leased GPU if any, else CPU), cpu, cuda:N; default $PRUNEBIAS_DEVICE or auto")
+    p.add_argument("--compile", action="store_true", help="run the training step through torch.compile")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_train)
 

@@ -38,6 +38,16 @@ def physical_ids(n_devices: int) -> list[str]:
     return visible if len(visible) == n_devices else [str(i) for i in range(n_devices)]
 
 
+def _shared_dir(directory: Path) -> None:
+    """Create the lock directory writable by every user (sticky, like /tmp): all users of a
+    machine lease from the same lock files, and the first one's umask must not lock out the rest."""
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        return
+    os.chmod(directory, 0o1777)
+
+
 def acquire(
     n_devices: int,
     directory: str | os.PathLike | None = None,
@@ -56,11 +66,12 @@ def acquire(
     if len(ids) != n_devices:
         raise ValueError(f"ids must name {n_devices} devices, got {ids}")
     directory = Path(directory) if directory is not None else lock_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    _shared_dir(directory)
     deadline = time.monotonic() + timeout
     while True:
         for index in range(n_devices):
-            handle = open(directory / f"gpu{ids[index]}.lock", "a")
+            # Read-only is enough for flock, so another user's lock file can be leased too.
+            handle = os.fdopen(os.open(directory / f"gpu{ids[index]}.lock", os.O_RDONLY | os.O_CREAT, 0o666))
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -73,6 +84,18 @@ def acquire(
                 f"run at most {n_devices} GPU jobs at once (resources: gpu={n_devices}, see profiles/gpu)"
             )
         time.sleep(poll)
+
+
+def send(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU ``tensor`` on ``device``, without making the host wait for a GPU.
+
+    ``.to("cuda")`` from pageable memory waits until the copy is done, which would stall the
+    host once per batch; staged through pinned memory the copy is queued behind the running
+    kernels instead. PyTorch keeps the pinned block alive until the copy has finished.
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def select_device(name: str = "auto") -> torch.device:

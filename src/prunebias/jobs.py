@@ -20,7 +20,7 @@ from prunebias.devices import select_device
 from prunebias.io import file_digest, read_metadata, save_array, save_torch, write_parquet, write_text
 from prunebias.models import build_model
 from prunebias.pruning import describe_plan, measured_sparsity, method_plan
-from prunebias.train import CHECKPOINT_FORMAT, TensorData, fit, load_checkpoint, predict_logits
+from prunebias.train import CHECKPOINT_FORMAT, TensorData, configure_backend, fit, load_checkpoint, predict_logits
 
 
 def log(message: str) -> None:
@@ -28,32 +28,39 @@ def log(message: str) -> None:
 
 
 def prepare(cfg: dict, out_dir: str | os.PathLike, workers: int = 1) -> None:
-    """Build ``index.parquet`` and ``images.npy`` for one data set config (synthetic or CelebA)."""
+    """Build ``index.parquet`` and ``images.npy`` for one data set config (synthetic or CelebA).
+
+    The images are written first; if the index then fails its checks, they are removed, so a
+    failed prepare leaves no half of a data set behind.
+    """
     out_dir = Path(out_dir)
+    images_path = out_dir / "images.npy"
     info = {"source": cfg["source"], "resolution": cfg["resolution"]}
-    if cfg["source"] == "synthetic":
-        from prunebias.data import synthetic
+    try:
+        if cfg["source"] == "synthetic":
+            from prunebias.data import synthetic
 
-        log(f"generating synthetic faces: {cfg['sizes']} at {cfg['resolution']} px")
-        index, images = synthetic.generate(
-            cfg["sizes"], cfg["resolution"], cfg["seed"], cfg.get("label_noise_scale", 1.0)
-        )
-        save_array(images, out_dir / "images.npy")
-    elif cfg["source"] == "celeba":
-        from prunebias.data import celeba
+            log(f"generating synthetic faces: {cfg['sizes']} at {cfg['resolution']} px")
+            index, images = synthetic.generate(
+                cfg["sizes"], cfg["resolution"], cfg["seed"], cfg.get("label_noise_scale", 1.0)
+            )
+            save_array(images, images_path)
+        elif cfg["source"] == "celeba":
+            from prunebias.data import celeba
 
-        index = celeba.prepare(
-            cfg["root"], out_dir / "images.npy", cfg["resolution"], workers=workers,
-            skip_bad_images=cfg.get("skip_bad_images", False), limit=cfg.get("limit"),
-            allow_upscale=cfg.get("allow_upscale", False),
-        )
-    else:
-        raise ValueError(f"datasets.<name>.source: unknown source {cfg['source']!r}; use synthetic or celeba")
-    store.write_index(index, out_dir, info)
+            index = celeba.prepare(
+                cfg["root"], images_path, cfg["resolution"], workers=workers,
+                skip_bad_images=cfg.get("skip_bad_images", False), limit=cfg.get("limit"),
+                allow_upscale=cfg.get("allow_upscale", False),
+            )
+        else:
+            raise ValueError(f"datasets.<name>.source: unknown source {cfg['source']!r}; use synthetic or celeba")
+        store.write_index(index, out_dir, info)
+    except BaseException:
+        images_path.unlink(missing_ok=True)
+        raise
     counts = index["split"].value_counts().to_dict()
     log(f"wrote {len(index)} images {counts} with {len(store.attribute_names(index))} attributes to {out_dir}")
-
-
 
 
 def _split(
@@ -88,16 +95,17 @@ def train(
     run: dict,
     parent: str | os.PathLike | None = None,
     device: str = "auto",
+    compile_step: bool = False,
 ) -> None:
     """Train one model (dense or pruned) and write its checkpoint and per-epoch log.
 
     ``run`` identifies the model: dataset, task, arch, method, target_sparsity, seed.
     Post-training methods start from the ``parent`` dense checkpoint of the same seed.
+    ``compile_step`` runs the training step through ``torch.compile`` (``runtime.compile``).
     A resume state beside ``model_out`` (``.resume.pt``) lets a killed job continue.
     """
     dev = select_device(device)
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+    configure_backend(dev)
     index = store.load_index(data_dir)
     task = spec.get("task")  # absent for the joint task
     attributes = tasks.task_attributes(task, store.attribute_names(index))
@@ -116,7 +124,10 @@ def train(
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     plan = method_plan(run["method"], spec["epochs"], run["target_sparsity"], spec.get("schedule", {}))
-    log(f"training {run} on {dev} ({len(train_data)} train / {len(valid_data)} valid images)")
+    log(
+        f"training {run} on {dev}{' (compiled step)' if compile_step else ''}"
+        f" ({len(train_data)} train / {len(valid_data)} valid images)"
+    )
     resume = Path(model_out).parent / ".resume.pt"
     # What the result depends on: a resume state left by other settings or inputs is not resumed.
     fingerprint = {
@@ -125,7 +136,7 @@ def train(
     }
     result = fit(
         model, train_data, valid_data, valid_labels, spec, plan, run["seed"], resume_path=resume, log=log,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint, compile_step=compile_step,
     )
 
     model.load_state_dict(result["state_dict"])

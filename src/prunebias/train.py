@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from prunebias import augment
+from prunebias.devices import send
 from prunebias.io import save_torch
 from prunebias.pruning import MaskSet, eligible_for_selection, measured_sparsity
 from prunebias.tasks import task_attributes
@@ -40,10 +41,11 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TensorData:
-    """A split's images (uint8, N×H×W×3) and labels (float, N×A) as tensors on one device.
+    """A split's images (uint8, N×H×W×3) and labels (float, N×A) for training on one device.
 
-    The whole array sits on the device when it is a GPU and there is room; otherwise it
-    stays in (pinned) host memory and batches are copied asynchronously.
+    On a GPU the whole image array sits in device memory when there is room; otherwise it
+    stays in host memory and each batch is gathered into pinned memory and copied
+    asynchronously. Labels always live on the device.
     """
 
     images: torch.Tensor
@@ -53,22 +55,42 @@ class TensorData:
     @classmethod
     def from_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device) -> "TensorData":
         imgs = torch.from_numpy(np.ascontiguousarray(images))
-        lab = torch.from_numpy(labels.astype(np.float32))
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            if imgs.numel() < 0.5 * free:
-                imgs = imgs.to(device)
-            else:
-                imgs = imgs.pin_memory()
-            lab = lab.to(device)
+        lab = torch.from_numpy(labels.astype(np.float32)).to(device)
+        # Half the free memory at most: the model, activations and the other split need the rest.
+        if device.type == "cuda" and imgs.numel() < 0.5 * torch.cuda.mem_get_info(device)[0]:
+            imgs = imgs.to(device)
         return cls(imgs, lab, device)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        imgs = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
-        return imgs, self.labels[idx.to(self.labels.device)]
+        """uint8 images and labels of the samples ``idx`` (a CPU index tensor), on the device.
+
+        Never blocks the host on a GPU: indices travel through pinned memory, so the next
+        batch is prepared while the current step still runs.
+        """
+        on_device = send(idx, self.device)
+        if self.images.device == self.device:
+            imgs = self.images[on_device]
+        else:
+            staged = torch.empty((len(idx), *self.images.shape[1:]), dtype=self.images.dtype, pin_memory=True)
+            torch.index_select(self.images, 0, idx, out=staged)
+            imgs = staged.to(self.device, non_blocking=True)
+        return imgs, self.labels[on_device]
+
+
+def configure_backend(device: torch.device) -> None:
+    """Kernel choice for a training job on ``device``.
+
+    CPU: deterministic kernels, so a run is byte-reproducible. GPU: cuDNN benchmarks the
+    convolution algorithms for the job's fixed input size and keeps the fastest; that choice
+    may differ between runs, one reason GPU runs are close but not bit-identical.
+    """
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def _restore_masks(model: nn.Module, saved: dict | None) -> MaskSet | None:
@@ -122,28 +144,52 @@ def predict_logits(model: nn.Module, data: TensorData, crop: int, batch_size: in
         if data.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(data.device):
-            out.append(model(x).float().cpu())
-    return torch.cat(out).numpy()
+            out.append(model(x).float())
+    return torch.cat(out).cpu().numpy()  # one device-to-host copy: no sync per batch
 
 
-COMPILE_ENV = "PRUNEBIAS_COMPILE"
+def compiled(model: nn.Module, enabled: bool) -> nn.Module:
+    """``torch.compile(model)`` for the training step when ``enabled`` (``runtime.compile``), else ``model``.
 
-
-def compiled(model: nn.Module, device: torch.device) -> nn.Module:
-    """``torch.compile(model)`` for the training step when ``$PRUNEBIAS_COMPILE=1`` on a GPU, else ``model``.
-
-    A runtime knob (like the device), not a config key: compiling changes speed, not results,
-    so switching it must not rerun any job. It shares parameters with ``model``, so masks,
-    optimiser and checkpoints are unaffected.
+    A runtime switch, like the device: it changes speed (and float rounding), not what is
+    trained, so switching it reruns no job. The compiled module shares its parameters with
+    ``model``, so masks, optimiser and checkpoints are unaffected.
     """
-    if device.type == "cuda" and os.environ.get(COMPILE_ENV) == "1":
-        return torch.compile(model)
-    return model
+    return torch.compile(model) if enabled else model
 
 
 def _autocast(device: torch.device):
     # bf16 autocast on GPUs; full precision on CPU keeps runs bit-reproducible.
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def training_batch(
+    data: TensorData, idx: torch.Tensor, crop: int, padding: int, flip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Randomly cropped, flipped, normalised float images and labels of the samples ``idx``, on the device."""
+    x, y = data.batch(idx)
+    return augment.to_float(augment.random_crop_flip(x, crop, padding, flip, generator)), y
+
+
+def train_step(
+    step_model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+    masks: MaskSet | None = None,
+) -> torch.Tensor:
+    """One optimiser step (channels-last + bf16 autocast on a GPU), then the masks reapplied.
+
+    Returns the detached loss as a device tensor: nothing here waits for the GPU.
+    """
+    if x.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with _autocast(x.device):
+        loss = loss_fn(step_model(x).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if masks is not None:
+        masks.apply()
+        masks.apply_to_optimizer(optimizer)
+    return loss.detach()
 
 
 def validation_scores(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -165,6 +211,7 @@ def fit(
     resume_path: str | os.PathLike | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
     fingerprint: dict | None = None,
+    compile_step: bool = False,
 ) -> dict:
     """Train ``model`` following ``spec`` and the epoch ``plan``; return the selected state and history.
 
@@ -178,6 +225,7 @@ def fit(
     ``fingerprint`` (plain data) names what the run depends on: a resume state saved under
     another fingerprint (settings or inputs changed since the kill) is ignored. With
     ``max_nonfinite_retries`` the initial state is saved too, so a retry can restart epoch 0.
+    ``compile_step`` runs the training step through ``torch.compile``.
 
     Returns a dict with ``state_dict`` (selected epoch), ``masks`` (its masks or None),
     ``selected_epoch``, ``history`` (DataFrame, one row per epoch).
@@ -192,7 +240,7 @@ def fit(
     lr_schedule = dict(spec["lr_schedule"])
     lr_schedule["warmup_steps"] = round(lr_schedule.get("warmup_epochs", 0) * steps_per_epoch)
     optimizer = make_optimizer(model.parameters(), spec["optimizer"], device)
-    step_model = compiled(model, device)
+    step_model = compiled(model, compile_step)
     loss_fn = nn.BCEWithLogitsLoss()
     lr_scale = 1.0
     retries_left = spec.get("max_nonfinite_retries", 0)
@@ -235,25 +283,15 @@ def fit(
             lr = lr_scale * learning_rate(step, total_steps, spec["optimizer"]["lr"], lr_schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = train.batch(order[b * spec["batch_size"] : (b + 1) * spec["batch_size"]])
-            x = augment.random_crop_flip(
-                x, spec["crop_size"], spec["augment"]["padding"], spec["augment"]["flip"], gen
+            x, y = training_batch(
+                train, order[b * spec["batch_size"] : (b + 1) * spec["batch_size"]], spec["crop_size"],
+                spec["augment"]["padding"], spec["augment"]["flip"], gen,
             )
-            x = augment.to_float(x)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device):
-                loss = loss_fn(step_model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if masks is not None:
-                masks.apply()
-                masks.apply_to_optimizer(optimizer)
+            loss = train_step(step_model, optimizer, loss_fn, x, y, masks)
             # Remember the first bad batch on the device: no host sync inside the step.
-            finite = torch.isfinite(loss.detach())
+            finite = torch.isfinite(loss)
             first_bad = torch.where((first_bad < 0) & ~finite, torch.full_like(first_bad, b), first_bad)
-            loss_sum += torch.where(finite, loss.detach(), torch.zeros_like(loss_sum))
+            loss_sum += torch.where(finite, loss, torch.zeros_like(loss_sum))
 
         if first_bad.item() >= 0:
             message = f"non-finite training loss at epoch {epoch}, batch {first_bad.item()} (lr {lr:.3g})"

@@ -50,6 +50,9 @@ if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
     CLI = "prunebias"
 else:
     CLI = f"{sys.executable} -m prunebias.cli"
+# runtime.* switches go into the command line as a global, not into params: Snakemake reruns
+# a job whose params change, but only checks a shell command's unformatted text.
+TRAIN_FLAGS = "--compile" if config["runtime"]["compile"] else ""
 GRID = config["grid"]
 # joint, single-<attribute>, backdoor-<attribute>-<trigger>-<neg%>-<pos%> (prunebias.tasks)
 TASKS = tasks_from_config(config)

@@ -36,7 +36,7 @@ rule train_dense:
     threads: 1  # CPU default: one thread per job; GPU profiles raise it
     shell:
         "{CLI} train --data {params.data} --model {output.model} --log {output.log}"
-        " --spec {params.spec:q} --run {params.run:q} --threads {threads} > {log} 2>&1"
+        " --spec {params.spec:q} --run {params.run:q} {TRAIN_FLAGS} --threads {threads} > {log} 2>&1"
 
 
 def prune_inputs(w):
@@ -65,4 +65,4 @@ rule prune:
     threads: 1  # CPU default: one thread per job; GPU profiles raise it
     shell:
         "{CLI} train --data {params.data} --model {output.model} --log {output.log}"
-        " --spec {params.spec:q} --run {params.run:q} {params.parent} --threads {threads} > {log} 2>&1"
+        " --spec {params.spec:q} --run {params.run:q} {params.parent} {TRAIN_FLAGS} --threads {threads} > {log} 2>&1"
