@@ -214,6 +214,34 @@ def test_bias_amplification_of_an_identity_on_itself_is_nan():
     assert np.isnan(ba(PRED, train_split(3, 4, 1, 4), identities=("a",)))
 
 
+def test_train_conditionals_hand_computed():
+    p1, p0 = m.train_conditionals(*train_split(3, 4, 1, 4))
+    assert p1.shape == p0.shape == (1, 1)
+    assert p1[0, 0] == pytest.approx(0.75) and p0[0, 0] == pytest.approx(0.25)
+    p1, _ = m.train_conditionals(col(T, F), col(F, F))  # nobody in g=1
+    assert np.isnan(p1[0, 0])
+
+
+def test_bias_amplification_batch_equals_one_call_per_matrix():
+    rng = np.random.default_rng(4)
+    labels, groups = rng.random((60, 3)) < 0.4, rng.random((60, 2)) < 0.5
+    train = rng.random((200, 3)) < 0.3, rng.random((200, 2)) < 0.5
+    preds = rng.random((4, 60, 3)) < 0.4
+    names = {"attributes": ["a", "b", "g1"], "identities": ["g0", "g1"], "min_positives": 2}
+    batch = m.bias_amplification_batch(preds, labels, groups, m.train_conditionals(*train), **names)
+    single = np.stack([m.bias_amplification(p, labels, groups, *train, **names) for p in preds])
+    np.testing.assert_array_equal(batch, single)
+    assert np.isnan(batch[:, 1, 2]).all() and np.isfinite(batch).any()  # g1 on itself
+
+
+def test_bias_amplification_batch_checks_its_inputs():
+    train = m.train_conditionals(*train_split(3, 4, 1, 4))
+    with pytest.raises(ValueError, match=r"preds must be a boolean array \(M, n_samples, n_attributes\)"):
+        m.bias_amplification_batch(PRED, Y_TEST, G_TEST, train, attributes=["a"], identities=["g"])
+    with pytest.raises(ValueError, match="conditionals must be two arrays of shape"):
+        m.bias_amplification_batch(PRED[None], Y_TEST, G_TEST, (np.zeros((2, 1)),) * 2, attributes=["a"], identities=["g"])
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     data=st.data(),

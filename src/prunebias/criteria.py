@@ -352,7 +352,7 @@ def cie_group_table(cie, flips, groups, attributes, identities) -> pd.DataFrame:
         per_attr = np.einsum("nk,na->ka", mf, events)  # (K, A); einsum: BLAS stalls on shared cores
         counts = np.concatenate([per_attr, per_attr.sum(axis=1, keepdims=True)], axis=1)
         pairs = n_group[:, None] * np.append(np.ones(n_attr), n_attr)[None, :]
-        share_events = pm._divide(counts, counts[:1])
+        share_events = pm.safe_divide(counts, counts[:1])
         share_samples = (n_group / n)[:, None]
         k, a = counts.shape
         frames.append(
@@ -364,10 +364,10 @@ def cie_group_table(cie, flips, groups, attributes, identities) -> pd.DataFrame:
                     "group": np.repeat(np.array(grp, dtype=object), a),
                     "n_pairs": pairs.ravel(),
                     "n_events": counts.ravel(),
-                    "rate": pm._divide(counts, pairs).ravel(),
+                    "rate": pm.safe_divide(counts, pairs).ravel(),
                     "event_share": share_events.ravel(),
                     "sample_share": np.broadcast_to(share_samples, counts.shape).ravel(),
-                    "over_representation": pm._divide(share_events, share_samples).ravel(),
+                    "over_representation": pm.safe_divide(share_events, share_samples).ravel(),
                 }
             )
         )
@@ -473,7 +473,7 @@ def _auc(layout: _Layout, target: np.ndarray, n_samples: int, influence: bool):
     n1 = _segment_sums(ys, layout.seg_len)
     n0 = layout.seg_len - n1
     rank_sum2 = _segment_sums(np.where(ys, layout.rank2, 0), layout.seg_len)
-    auc = pm._divide((rank_sum2 - n1 * (n1 - 1)) / 2, n1 * n0)
+    auc = pm.safe_divide((rank_sum2 - n1 * (n1 - 1)) / 2, n1 * n0)
     if not influence:
         return auc, None
     cum = np.zeros(ys.size + 1, dtype=np.int32)
@@ -658,7 +658,7 @@ def evaluate_scores(
                 hits = np.concatenate(
                     [np.einsum("na,na->a", w_attr, yf), _group_sums(np.einsum("na,na->n", w_pool, yf), mf)]
                 )
-                precision = pm._divide(hits, n_flagged)
+                precision = pm.safe_divide(hits, n_flagged)
                 frame = {k: v for k, v in zip(key_names, key)}
                 frame.update(
                     score=name,
@@ -669,10 +669,10 @@ def evaluate_scores(
                     fraction=x,
                     n_pairs=seg_pairs,
                     n_targets=n_targets,
-                    share_flagged=pm._divide(n_flagged, seg_pairs),
+                    share_flagged=pm.safe_divide(n_flagged, seg_pairs),
                     precision=precision,
-                    recall=pm._divide(hits, n_targets),
-                    lift=pm._divide(precision, pm._divide(n_targets, seg_pairs)),
+                    recall=pm.safe_divide(hits, n_targets),
+                    lift=pm.safe_divide(precision, pm.safe_divide(n_targets, seg_pairs)),
                     auc=auc,
                     auc_low=low,
                     auc_high=high,
@@ -706,7 +706,7 @@ def headline(sample_criterion: pd.DataFrame) -> pd.DataFrame:
     out = rows.drop(columns=["attribute", "identity", "group", "precision", "lift"])
     out = out.rename(columns={"recall": "captured"})
     out["chance"] = out["share_flagged"]
-    out["lift"] = pm._divide(out["captured"], out["chance"])
+    out["lift"] = pm.safe_divide(out["captured"], out["chance"])
     keys = [c for c in out.columns if c not in TABLE_COLUMNS["headline"]]
     front = [c for c in TABLE_COLUMNS["headline"] if c in out.columns]
     return out[keys + front].reset_index(drop=True)
@@ -767,7 +767,7 @@ def precision_recall_curves(
         share = flagged / flat.size
         for key, y in target_arrays.items():  # a loop over a handful of (method, sparsity, target)
             hits = np.cumsum(y[order], dtype=np.int64)[flagged - 1]
-            recall = pm._divide(hits, hits[-1])
+            recall = pm.safe_divide(hits, hits[-1])
             keep = [[0, flagged.size - 1], np.searchsorted(share, np.linspace(0, 1, half))]
             if hits[-1]:
                 keep.append(np.searchsorted(recall, np.linspace(0, 1, half)))
@@ -851,13 +851,13 @@ def dense_attribute_statistics(
     values["train_prevalence"] = prevalence
     values["train_rarity"] = np.minimum(prevalence, 1 - prevalence)
 
-    p1, p0 = pm._train_conditionals(y, g)  # the conditionals that BA itself uses
+    p1, p0 = pm.train_conditionals(y, g)  # the conditionals that BA itself uses
     gap = np.abs(p1 - p0)
     gap[np.equal.outer(np.array(identities, dtype=object), np.array(attributes, dtype=object))] = np.nan
     ba = _metric_rows(dense, "bias_amplification", threshold)
     ba = _seed_mean(ba, ["identity", "attribute"]).pivot(index="identity", columns="attribute", values="value")
     defined = np.isfinite(ba.reindex(index=identities, columns=attributes).to_numpy(dtype=np.float64))
-    pooled_gap = pm._divide(np.where(defined, gap, 0.0).sum(axis=0), defined.sum(axis=0))  # BA defined ⇒ gap defined
+    pooled_gap = pm.safe_divide(np.where(defined, gap, 0.0).sum(axis=0), defined.sum(axis=0))  # BA defined ⇒ gap defined
 
     frames = []
     for ident_index, ident in enumerate(["all"] + identities):
@@ -959,7 +959,7 @@ def spearman_ci(x, y, *, bootstrap: int = 1000, seed: int = 0, level: float = 0.
         ry = _resampled_ranks(y, idx)
         rx -= rx.mean(axis=1, keepdims=True)
         ry -= ry.mean(axis=1, keepdims=True)
-        rho = pm._divide((rx * ry).sum(axis=1), np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1)))
+        rho = pm.safe_divide((rx * ry).sum(axis=1), np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1)))
         if np.isfinite(rho).any():
             tail = 100 * (1 - level) / 2
             out["low"], out["high"] = np.nanpercentile(rho, [tail, 100 - tail])
@@ -1098,7 +1098,7 @@ def recovered_fraction(sparse, countered, dense, *, min_gap: float = 1e-3) -> np
         raise ValueError(f"min_gap must be a finite number >= 0, got {min_gap!r}")
     sparse, countered, dense = (np.asarray(v, dtype=np.float64) for v in (sparse, countered, dense))
     gap = sparse - dense
-    return np.where(np.abs(gap) >= min_gap, pm._divide(sparse - countered, gap), np.nan)
+    return np.where(np.abs(gap) >= min_gap, pm.safe_divide(sparse - countered, gap), np.nan)
 
 
 def _pool_ba(ba: np.ndarray, mask: np.ndarray, identities: list[str]) -> dict[str, np.ndarray]:
@@ -1108,8 +1108,8 @@ def _pool_ba(ba: np.ndarray, mask: np.ndarray, identities: list[str]) -> dict[st
     """
     use = mask & np.isfinite(ba)
     filled = np.where(use, ba, 0.0)
-    out = {"all": pm._divide(filled.sum(axis=(-2, -1)), use.sum(axis=(-2, -1)))}
-    per = pm._divide(filled.sum(axis=-1), use.sum(axis=-1))
+    out = {"all": pm.safe_divide(filled.sum(axis=(-2, -1)), use.sum(axis=(-2, -1)))}
+    per = pm.safe_divide(filled.sum(axis=-1), use.sum(axis=-1))
     for j, name in enumerate(identities):
         out[name] = per[..., j]
     return out
@@ -1181,26 +1181,15 @@ def _rank_desc(score: np.ndarray) -> np.ndarray:
 def _batched_bias_amplification(
     labels, groups, train_labels, train_groups, attributes, identities, min_positives, min_relative_gap
 ):
-    """``f(preds (M, N, A)) -> BA (M, G, A)``, metrics.bias_amplification of each matrix.
-
-    Reuses the counting and BA code of :mod:`prunebias.metrics`, but computes the training
-    conditionals once (the public function recomputes them over the whole training split
-    on every call, ~60 ms on CelebA) and counts all M matrices in one pass.
-    """
-    pm._check_ba_rules(min_positives, min_relative_gap)
-    y_train = _bool_2d(train_labels, "train_labels", cols=labels.shape[1])
-    g_train = _bool_2d(train_groups, "train_groups", rows=y_train.shape[0], cols=groups.shape[1])
-    p1, p0 = pm._train_conditionals(y_train, g_train)
-    same = pm._same_names(attributes, identities, labels.shape[1], groups.shape[1])
+    """``f(preds (M, N, A)) -> BA (M, G, A)``: metrics.bias_amplification_batch with the
+    training conditionals computed once (~60 ms on CelebA's training split) for every call."""
+    conditionals = pm.train_conditionals(train_labels, train_groups)
 
     def ba(preds: np.ndarray) -> np.ndarray:
-        m, n, n_attr = preds.shape
-        stacked = np.ascontiguousarray(preds.transpose(1, 0, 2)).reshape(n, m * n_attr)
-        counts = pm._group_counts(stacked, np.tile(labels, (1, m)), groups)
-        out = pm._bias_amplification(
-            counts, np.tile(p1, (1, m)), np.tile(p0, (1, m)), np.tile(same, (1, m)), min_positives, min_relative_gap
+        return pm.bias_amplification_batch(
+            preds, labels, groups, conditionals, attributes=attributes, identities=identities,
+            min_positives=min_positives, min_relative_gap=min_relative_gap,
         )
-        return out.reshape(groups.shape[1], m, n_attr).transpose(1, 0, 2)
 
     return ba
 

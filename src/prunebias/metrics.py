@@ -121,8 +121,11 @@ def _check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) ->
         raise ValueError(f"{name_a} has no rows")
 
 
-def _divide(num, den) -> np.ndarray:
-    """num / den as float64, NaN where den == 0."""
+def safe_divide(num, den) -> np.ndarray:
+    """``num / den`` elementwise (broadcast) as float64, NaN where ``den == 0``.
+
+    The convention of every rate here: a rate over an empty set is undefined, not 0 or inf.
+    """
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)
     out = np.full(np.broadcast(num, den).shape, np.nan)
@@ -284,7 +287,7 @@ def auc(logits, labels) -> np.ndarray:
     rank_sum = np.bincount(block // n, weights=rank * pos_in_block, minlength=z.shape[1])
     n_pos = y.sum(axis=0).astype(np.float64)
     u = rank_sum - n_pos * (n_pos + 1) / 2
-    return _divide(u, n_pos * (n - n_pos))
+    return safe_divide(u, n_pos * (n - n_pos))
 
 
 def uncertainty(logits, band: tuple[float, float] = (0.1, 0.9)) -> np.ndarray:
@@ -433,8 +436,8 @@ def _rare_value_ratio(q, prevalence, train_prevalence) -> np.ndarray:
     positive_common = train_prevalence > 0.5
     return np.where(
         positive_common,
-        _divide(1.0 - q, 1.0 - prevalence),
-        _divide(q, prevalence),
+        safe_divide(1.0 - q, 1.0 - prevalence),
+        safe_divide(q, prevalence),
     )
 
 
@@ -499,12 +502,82 @@ def bias_amplification(
         raise ValueError(f"train_labels must have {y.shape[1]} columns, got {y_train.shape[1]}")
     if g_train.shape[1] != g.shape[1]:
         raise ValueError(f"train_groups must have {g.shape[1]} columns, got {g_train.shape[1]}")
-    same = _same_names(attributes, identities, y.shape[1], g.shape[1])
+    conditionals = train_conditionals(y_train, g_train)
+    return bias_amplification_batch(
+        yhat[None], y, g, conditionals, attributes=attributes, identities=identities,
+        min_positives=min_positives, min_relative_gap=min_relative_gap,
+    )[0]
+
+
+def train_conditionals(train_labels, train_groups) -> tuple[np.ndarray, np.ndarray]:
+    """The training-split conditionals that bias amplification compares with.
+
+    Parameters
+    ----------
+    train_labels : array-like of bool, shape (n_train, n_attributes)
+    train_groups : array-like of bool, shape (n_train, n_identities)
+
+    Returns
+    -------
+    p1, p0 : ndarray of shape (n_identities, n_attributes)
+        P(a=1 | g=1) and P(a=1 | g=0); NaN where the group has no training sample.
+    """
+    y_train = _as_bool_2d(train_labels, "train_labels")
+    g_train = _as_bool_2d(train_groups, "train_groups")
+    _check_rows("train_labels", y_train, "train_groups", g_train)
+    pos_g1 = _cross_counts(g_train, y_train)
+    n_g1 = g_train.sum(axis=0)[:, None]
+    pos_g0 = y_train.sum(axis=0)[None, :] - pos_g1
+    return safe_divide(pos_g1, n_g1), safe_divide(pos_g0, g_train.shape[0] - n_g1)
+
+
+def bias_amplification_batch(
+    preds,
+    labels,
+    groups,
+    conditionals: tuple[np.ndarray, np.ndarray],
+    *,
+    attributes: Sequence[str],
+    identities: Sequence[str],
+    min_positives: int = 10,
+    min_relative_gap: float = 0.1,
+) -> np.ndarray:
+    """:func:`bias_amplification` of M prediction matrices of the same test split at once.
+
+    For curves over many variants (e.g. routing fractions): the training conditionals are
+    computed once by the caller (:func:`train_conditionals`) and all M matrices are counted
+    in one pass.
+
+    Parameters
+    ----------
+    preds : array-like of bool, shape (M, n_samples, n_attributes)
+    labels, groups : as in :func:`bias_amplification`
+    conditionals : (p1, p0) from :func:`train_conditionals`, each (n_identities, n_attributes)
+    attributes, identities, min_positives, min_relative_gap : as in :func:`bias_amplification`
+
+    Returns
+    -------
+    ba : ndarray of shape (M, n_identities, n_attributes)
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 3 or preds.dtype != bool:
+        raise ValueError(f"preds must be a boolean array (M, n_samples, n_attributes), got {preds.dtype} {preds.shape}")
+    y = _as_bool_2d(labels, "labels")
+    g = _as_bool_2d(groups, "groups")
+    _check_same_shape("preds[0]", preds[0], "labels", y)
+    _check_rows("labels", y, "groups", g)
+    p1, p0 = (np.asarray(c, dtype=np.float64) for c in conditionals)
+    if p1.shape != (g.shape[1], y.shape[1]) or p0.shape != p1.shape:
+        raise ValueError(f"conditionals must be two arrays of shape {(g.shape[1], y.shape[1])}, got {p1.shape}, {p0.shape}")
     _check_ba_rules(min_positives, min_relative_gap)
-    p1, p0 = _train_conditionals(y_train, g_train)
-    return _bias_amplification(
-        _group_counts(yhat, y, g), p1, p0, same, min_positives, min_relative_gap
+    same = _same_names(attributes, identities, y.shape[1], g.shape[1])
+    m, n, n_attr = preds.shape
+    stacked = np.ascontiguousarray(preds.transpose(1, 0, 2)).reshape(n, m * n_attr)
+    counts = _group_counts(stacked, np.tile(y, (1, m)), g)
+    ba = _bias_amplification(
+        counts, np.tile(p1, (1, m)), np.tile(p0, (1, m)), np.tile(same, (1, m)), min_positives, min_relative_gap
     )
+    return ba.reshape(g.shape[1], m, n_attr).transpose(1, 0, 2)
 
 
 def _check_ba_rules(min_positives, min_relative_gap) -> None:
@@ -524,14 +597,6 @@ def _same_names(attributes, identities, n_attr: int, n_ident: int) -> np.ndarray
     if len(identities) != n_ident:
         raise ValueError(f"identities must name {n_ident} columns, got {len(identities)}")
     return np.equal.outer(np.array(identities, dtype=object), np.array(attributes, dtype=object))
-
-
-def _train_conditionals(y_train: np.ndarray, g_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """P(a=1 | g=1) and P(a=1 | g=0), shape (G, A); NaN for an empty group."""
-    pos_g1 = _cross_counts(g_train, y_train)
-    n_g1 = g_train.sum(axis=0)[:, None]
-    pos_g0 = y_train.sum(axis=0)[None, :] - pos_g1
-    return _divide(pos_g1, n_g1), _divide(pos_g0, g_train.shape[0] - n_g1)
 
 
 def _group_counts(yhat: np.ndarray, y: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
@@ -563,7 +628,7 @@ def _bias_amplification(counts, p1, p0, same, min_positives, min_relative_gap) -
     favoured = (p1 > p0).astype(np.intp)[:, None, :]
     pred_fav = np.take_along_axis(counts["pred"], favoured, axis=1)[:, 0]
     pos_fav = np.take_along_axis(counts["pos"], favoured, axis=1)[:, 0]
-    ba = _divide(pred_fav, counts["pred"].sum(axis=1)) - _divide(pos_fav, counts["pos"].sum(axis=1))
+    ba = safe_divide(pred_fav, counts["pred"].sum(axis=1)) - safe_divide(pos_fav, counts["pos"].sum(axis=1))
     return np.where(defined, ba, np.nan)
 
 
@@ -572,10 +637,10 @@ def _group_rates(counts) -> dict[str, np.ndarray]:
     neg = n - pos
     fp = pred - tp
     return {
-        "group_positive_rate": _divide(pred, n),
-        "group_fpr": _divide(fp, neg),
-        "group_fnr": _divide(pos - tp, pos),
-        "group_accuracy": _divide(tp + neg - fp, n),
+        "group_positive_rate": safe_divide(pred, n),
+        "group_fpr": safe_divide(fp, neg),
+        "group_fnr": safe_divide(pos - tp, pos),
+        "group_accuracy": safe_divide(tp + neg - fp, n),
     }
 
 
@@ -800,7 +865,7 @@ def model_metrics(
     g_all = index[identities].to_numpy(dtype=bool)
     y_test, g_test = y_all[rows_test], g_all[rows_test]
     y_train = y_all[is_train]
-    p1, p0 = _train_conditionals(y_train, g_all[is_train])
+    p1, p0 = train_conditionals(y_train, g_all[is_train])
     same = _same_names(attributes, identities, len(attributes), len(identities))
 
     threshold_free = {
