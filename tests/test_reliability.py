@@ -29,7 +29,7 @@ from prunebias.data import store
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import save_torch
 from prunebias.train import NonFiniteLossError, load_checkpoint
-from workflow_utils import ROOT, SNAKEMAKE, TINY_CONFIG, snakemake, write_config
+from workflow_utils import ROOT, SNAKEMAKE, TINY_CONFIG, assert_fails_before_any_job, snakemake, write_config
 
 EPOCHS = 3
 # Dense models only; 4000 training images at 16 px make an epoch last about a second on one thread.
@@ -521,8 +521,4 @@ def test_predict_with_a_missing_or_malformed_index(tiny_data, tiny_model, tmp_pa
 def test_more_config_mistakes_fail_before_any_job(tmp_path, edit, message):
     cfg = copy.deepcopy(TINY_CONFIG)
     edit(cfg)
-    write_config(tmp_path, cfg)
-    proc = snakemake(tmp_path, "--cores", "1", check=False)
-    assert proc.returncode != 0
-    assert message in proc.stdout + proc.stderr
-    assert not (tmp_path / "results").exists()
+    assert_fails_before_any_job(tmp_path, cfg, message)

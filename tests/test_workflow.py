@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from prunebias.io import read_predictions
-from workflow_utils import ROOT, TINY_CONFIG, planned_jobs, snakemake, write_config
+from workflow_utils import ROOT, TINY_CONFIG, assert_fails_before_any_job, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -131,8 +131,4 @@ def test_deleting_a_prediction_reruns_only_it_and_its_dependants(finished):
 def test_malformed_config_fails_before_any_job(tmp_path, edit, message):
     cfg = copy.deepcopy(TINY_CONFIG)
     edit(cfg)
-    write_config(tmp_path, cfg)
-    proc = snakemake(tmp_path, "--cores", "1", check=False)
-    assert proc.returncode != 0
-    assert message in proc.stdout + proc.stderr
-    assert not (tmp_path / "results").exists()
+    assert_fails_before_any_job(tmp_path, cfg, message)

@@ -48,6 +48,15 @@ def snakemake(
     return proc
 
 
+def assert_fails_before_any_job(directory: Path, config: dict, message: str) -> None:
+    """The workflow on ``config`` stops with ``message`` before writing anything."""
+    write_config(directory, config)
+    proc = snakemake(directory, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (Path(directory) / "results").exists()
+
+
 def planned_jobs(directory: Path, *args: str, config: str = "config.yaml") -> dict[str, int]:
     """Job counts per rule of a dry run ({} when there is nothing to do)."""
     proc = snakemake(directory, "-n", "--quiet", "rules", *args, config=config)
