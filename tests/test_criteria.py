@@ -510,3 +510,7 @@ def test_precision_recall_curves_by_hand_match_sklearn_and_stay_small():
         assert c["recall"].isna().all() if target == "none" else c["recall"].is_monotonic_increasing
     with pytest.raises(ValueError, match="max_points"):
         cr.precision_recall_curves({"s": s}, {"cie": y}, max_points=1)
+    for bad, message in (({}, "scores is empty"), ({"s": s, "t": s[:-1]}, "scores\\['t'\\] must be a NaN-free array"),
+                         ({"s": np.where(y, np.nan, s)}, "NaN-free"), ({"flag": s}, "only 0 and 1")):
+        with pytest.raises(ValueError, match=message):
+            cr.precision_recall_curves(bad, {"cie": y})

@@ -146,6 +146,25 @@ def _bool_2d(x, name: str, rows: int | None = None, cols: int | None = None) -> 
     return arr
 
 
+def _score_arrays(scores) -> dict[str, np.ndarray]:
+    """``{name: score}`` as float64 arrays of one shared (n_samples, n_attributes) shape, NaN-free."""
+    names = list(scores)
+    if not names:
+        raise ValueError("scores is empty")
+    first = np.asarray(scores[names[0]])
+    if first.ndim != 2:
+        raise ValueError(f"scores[{names[0]!r}] must be 2-D (n_samples, n_attributes), got shape {first.shape}")
+    out = {}
+    for name in names:
+        arr = np.asarray(scores[name], dtype=np.float64)
+        if arr.shape != first.shape or np.isnan(arr).any():
+            raise ValueError(f"scores[{name!r}] must be a NaN-free array of shape {first.shape}, got {arr.shape}")
+        out[name] = arr
+    if "flag" in out and not np.isin(out["flag"], (0.0, 1.0)).all():
+        raise ValueError("scores['flag'] must hold only 0 and 1")
+    return out
+
+
 def _names(names, name: str, size: int | None = None) -> list[str]:
     if isinstance(names, str):
         raise ValueError(f"{name} must be a list of names, got the string {names!r}")
@@ -598,21 +617,9 @@ def evaluate_scores(
     φ_n sample n's placement-value influence. This matches the recomputed bootstrap to
     O(1 / n_targets) and turns all resamples of a target into one matrix product.
     """
-    names = list(scores)
-    if not names:
-        raise ValueError("scores is empty")
-    first = np.asarray(scores[names[0]])
-    if first.ndim != 2:
-        raise ValueError(f"scores[{names[0]!r}] must be 2-D (n_samples, n_attributes), got shape {first.shape}")
-    n, n_attr = first.shape
-    score_arrays = {}
-    for name in names:
-        arr = np.asarray(scores[name], dtype=np.float64)
-        if arr.shape != (n, n_attr) or np.isnan(arr).any():
-            raise ValueError(f"scores[{name!r}] must be a NaN-free array of shape {(n, n_attr)}, got {arr.shape}")
-        score_arrays[name] = arr
-    if "flag" in score_arrays and not np.isin(score_arrays["flag"], (0.0, 1.0)).all():
-        raise ValueError("scores['flag'] must hold only 0 and 1")
+    score_arrays = _score_arrays(scores)
+    names = list(score_arrays)
+    n, n_attr = score_arrays[names[0]].shape
     key_names = _names(key_names, "key_names")
     target_arrays = _target_arrays(targets, key_names, n, n_attr)
     g = _bool_2d(groups, "groups", rows=n)
@@ -746,21 +753,15 @@ def precision_recall_curves(
         ``recall`` (flagged targets / targets; NaN when there is no target) and
         ``precision`` (flagged targets / flagged pairs), recall increasing within a curve.
     """
-    names = list(scores)
-    if not names:
-        raise ValueError("scores is empty")
-    first = np.asarray(scores[names[0]])
-    if first.ndim != 2:
-        raise ValueError(f"scores[{names[0]!r}] must be 2-D (n_samples, n_attributes), got shape {first.shape}")
+    score_arrays = _score_arrays(scores)
+    shape = next(iter(score_arrays.values())).shape
     key_names = _names(key_names, "key_names")
     max_points = _count(max_points, "max_points", minimum=2)
-    target_arrays = {k: v.ravel() for k, v in _target_arrays(targets, key_names, *first.shape).items()}
+    target_arrays = {k: v.ravel() for k, v in _target_arrays(targets, key_names, *shape).items()}
     half = max(1, (max_points - 2) // 2)  # evenly spaced points per axis, besides the two ends
     frames = []
-    for name in names:
-        flat = np.asarray(scores[name], dtype=np.float64).ravel()
-        if flat.shape != (first.size,) or np.isnan(flat).any():
-            raise ValueError(f"scores[{name!r}] must be a NaN-free array of shape {first.shape}")
+    for name, arr in score_arrays.items():
+        flat = arr.ravel()
         order = np.argsort(-flat, kind="stable")
         ranked = flat[order]
         flagged = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True)) + 1  # pairs flagged per threshold
