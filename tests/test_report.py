@@ -96,6 +96,21 @@ def test_sentences_change_when_bias_rises():
     assert rising != flat
 
 
+def test_ba_coverage_sentence_only_when_pruned_models_lose_pairs():
+    metrics = make_metrics(ba_rise=0.08)
+    assert not any("pairs at" in t for t in sentences_of(metrics))  # every pair defined everywhere
+    # Seed 1 at 99 % predicts no Smiling: its two (identity, Smiling) BA values become undefined.
+    collapsed = (metrics["metric"] == "bias_amplification") & (metrics["sparsity"] == 0.99) & (
+        metrics["seed"] == 1) & (metrics["attribute"] == "Smiling")
+    metrics.loc[collapsed, "value"] = np.nan
+    # dense: 2 identities x 4 attributes - 2 self pairs = 6 per seed; at 99 %: 4 (seed 1) and 6 -> 5
+    assert (
+        "Bias amplification is defined for 5 (identity, attribute) pairs at 99% sparsity (GMP) against 6 for "
+        "dense (mean over seeds); a pair drops out when the model predicts no positive of its attribute, so the "
+        'BA means above leave out the attributes that collapsed to "never".' in sentences_of(metrics)
+    )
+
+
 def test_sentences_change_when_accuracy_drops():
     drop = sentences_of(make_metrics(acc_drop=0.041))
     kept = sentences_of(make_metrics())

@@ -345,6 +345,32 @@ def change_sentence(
     return text + "."
 
 
+def ba_coverage_sentence(ba_rows: pd.DataFrame, method: str) -> str | None:
+    """Warn when the BA means of ``method`` cover fewer (identity, attribute) pairs than dense.
+
+    ``ba_rows``: one setting's per-model bias-amplification rows (identity != "all"). Test
+    labels and training data are the same for every model, so a pair defined for the dense
+    model but not for a sparse one means the sparse model predicts no positive of that
+    attribute: the BA mean at that sparsity leaves those collapsed attributes out.
+    None when no sparsity loses pairs.
+    """
+    rows = ba_rows[ba_rows["method"].isin(["dense", method])]
+    per_model = rows.assign(defined=np.isfinite(rows["value"].to_numpy(dtype=float)))
+    counts = per_model.groupby(["method", "sparsity", "seed"])["defined"].sum().groupby(["method", "sparsity"]).mean()
+    if "dense" not in counts.index.get_level_values(0) or method not in counts.index.get_level_values(0):
+        return None
+    dense, sparse = float(counts.loc["dense"].iloc[0]), counts.loc[method]
+    worst = sparse.idxmin()
+    if sparse[worst] >= dense:
+        return None
+    return (
+        f"Bias amplification is defined for {sparse[worst]:.3g} (identity, attribute) pairs at "
+        f"{sparsity_text(worst)} sparsity ({method_text(method)}) against {dense:.3g} for dense "
+        "(mean over seeds); a pair drops out when the model predicts no positive of its attribute, "
+        "so the BA means above leave out the attributes that collapsed to \"never\"."
+    )
+
+
 def _at_top_sparsity(frame: pd.DataFrame) -> tuple[float, pd.DataFrame]:
     top = float(frame["sparsity"].max())
     return top, frame[frame["sparsity"] == top]
@@ -513,10 +539,15 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
         "interdependence": seed_curves(metrics, "interdependence"),
         "bias_amplification": seed_curves(metrics, "bias_amplification", per_identity=True),
     }
+    per_identity_ba = metrics[
+        (metrics["metric"] == "bias_amplification") & (metrics["threshold"] == "default")
+        & (metrics["group"] == "all") & (metrics["identity"] != "all")
+    ]
     out = []
     for setting in _settings(metrics):
         here = {k: _in_setting(v, setting) for k, v in curves.items()}
         tables = {k: _in_setting(v, setting) for k, v in criteria.items()}
+        ba_rows = _in_setting(per_identity_ba, setting)
         methods = [m for m in _methods(here["accuracy"]["method"]) if m != "dense"]
         if not methods:
             out.append(
@@ -533,6 +564,9 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
                 subject = f"Bias amplification w.r.t. {identity} (mean over attributes)"
                 dense, sparse = _split_curve(ba[ba["identity"] == identity], method)
                 sentences.append(change_sentence(subject, dense, sparse, method, BA_TOLERANCE))
+            coverage = ba_coverage_sentence(ba_rows, method)
+            if coverage:
+                sentences.append(coverage)
             sentences.append(
                 change_sentence(
                     "Uncertainty (share of outputs inside the uncertainty band)",
