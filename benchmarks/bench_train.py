@@ -36,7 +36,9 @@ from torch import nn
 from prunebias.data import celeba
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.models import build_model
-from prunebias.train import TensorData, compiled, configure_backend, make_optimizer, predict_logits, train_step, training_batch
+from prunebias.train import (
+    TensorData, compiled, configure_backend, make_optimizer, model_to, predict_logits, train_step, training_batch,
+)
 
 CELEBA_TRAIN = 162_770
 N_ATTR = 40
@@ -99,10 +101,7 @@ class Timer:
 
 def make_model(arch: str, size: int, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    model = build_model(arch, N_ATTR, size).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)  # as prunebias.jobs.train
-    return model.train()
+    return model_to(build_model(arch, N_ATTR, size), device).train()  # as prunebias.jobs.train
 
 
 def project_batch(data: TensorData, size: int, batch: int, gen: torch.Generator):

@@ -11,7 +11,7 @@ from torch import nn
 from prunebias import devices
 from prunebias.models import build_model
 from prunebias.pruning import MaskSet
-from prunebias.train import TensorData, make_optimizer, predict_logits, train_step, training_batch
+from prunebias.train import TensorData, make_optimizer, model_to, predict_logits, train_step, training_batch
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -26,7 +26,8 @@ def tensor_data(device, n=64, side=20, attributes=5):
 
 def test_training_steps_never_wait_for_the_gpu():
     data = tensor_data(CUDA)
-    model = build_model("small_cnn", 5, 16).to(CUDA).to(memory_format=torch.channels_last)
+    model = model_to(build_model("small_cnn", 5, 16), CUDA)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
     optimizer = make_optimizer(model.parameters(), {"name": "sgd", "lr": 0.01, "momentum": 0.9}, CUDA)
     masks = MaskSet.from_model(model, 0.5)
     loss_fn = nn.BCEWithLogitsLoss()
@@ -68,7 +69,7 @@ def test_bf16_inference_is_close_to_cpu_float32():
     cpu = predict_logits(model, tensor_data(torch.device("cpu")), 16, 32)
     gpu_model = build_model("small_cnn", 5, 16)
     gpu_model.load_state_dict(model.state_dict())
-    gpu = predict_logits(gpu_model.to(CUDA).to(memory_format=torch.channels_last), tensor_data(CUDA), 16, 32)
+    gpu = predict_logits(model_to(gpu_model, CUDA), tensor_data(CUDA), 16, 32)
     assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
     np.testing.assert_allclose(gpu, cpu, atol=0.05 * np.abs(cpu).max() + 1e-3)
 

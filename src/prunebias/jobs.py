@@ -20,7 +20,9 @@ from prunebias.devices import select_device
 from prunebias.io import file_digest, read_metadata, save_array, save_torch, write_parquet, write_text
 from prunebias.models import build_model
 from prunebias.pruning import describe_plan, measured_sparsity, method_plan
-from prunebias.train import CHECKPOINT_FORMAT, TensorData, configure_backend, fit, load_checkpoint, predict_logits
+from prunebias.train import (
+    CHECKPOINT_FORMAT, TensorData, configure_backend, fit, load_checkpoint, model_to, predict_logits,
+)
 
 
 def log(message: str) -> None:
@@ -120,9 +122,7 @@ def train(
     model = build_model(run["arch"], len(attributes), crop)
     if parent is not None:
         model.load_state_dict(load_checkpoint(parent, run["arch"], store.attribute_names(index))["state_dict"])
-    model = model.to(dev)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model_to(model, dev)
     plan = method_plan(run["method"], spec["epochs"], run["target_sparsity"], spec.get("schedule", {}))
     log(
         f"training {run} on {dev}{' (compiled step)' if compile_step else ''}"
@@ -171,13 +171,14 @@ def predict(
 ) -> None:
     """Write one Parquet file of logits per split in ``outputs`` ({split: path}), with the run's metadata."""
     dev = select_device(device)
+    configure_backend(dev)
     index = store.load_index(data_dir)
     ckpt = load_checkpoint(model_path, attributes=store.attribute_names(index))
     attributes = list(ckpt["attributes"])  # its task's: all of them (joint) or one
     trigger = _trigger(data_dir, ckpt["task"], ckpt.get("task_spec"))
     model = build_model(ckpt["arch"], len(attributes), ckpt["image_size"])
     model.load_state_dict(ckpt["state_dict"])
-    model = model.to(dev)
+    model = model_to(model, dev)
     images = store.load_images(data_dir)
     meta = {
         key: ckpt[key] for key in ("dataset", "task", "arch", "method", "target_sparsity", "seed", "selected_epoch")

@@ -93,6 +93,13 @@ def configure_backend(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def model_to(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` on ``device``; channels-last on a GPU, matching the batches of :func:`train_step`
+    and :func:`predict_logits` (a layout mismatch would cost a conversion per layer)."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
 def _restore_masks(model: nn.Module, saved: dict | None) -> MaskSet | None:
     if saved is None:
         return None
