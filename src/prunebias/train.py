@@ -81,7 +81,7 @@ class TensorData:
 
 
 def configure_backend(device: torch.device) -> None:
-    """Kernel choice for a training job on ``device``.
+    """Kernel choice for a training or prediction job on ``device``.
 
     CPU: deterministic kernels, so a run is byte-reproducible. GPU: cuDNN benchmarks the
     convolution algorithms for the job's fixed input size and keeps the fastest; that choice
