@@ -50,5 +50,5 @@ def random_crop_flip(
     cols = left[:, None] + torch.where(flips[:, None], size - 1 - ar, ar)
     rows = top[:, None] + ar
     dev = batch.device
-    rows, cols = send(rows, dev), send(cols, dev)
+    rows, cols = send(torch.stack([rows, cols]), dev)  # one copy: both are (B, size)
     return batch[torch.arange(b, device=dev)[:, None, None], rows[:, :, None], cols[:, None, :]]
