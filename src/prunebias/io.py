@@ -2,6 +2,7 @@
 
 Every artifact is written to a temporary name in the destination directory and renamed
 into place, so a job killed at any moment leaves either no output or a complete one.
+Torch files are read by :func:`load_torch` only, which never runs code from the file.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import glob
 import hashlib
 import json
 import os
+import pickle
+import pickletools
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -104,3 +108,53 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
+
+
+class RefusedFileError(ValueError):
+    """A torch file that holds objects other than tensors and plain data, so it was not loaded."""
+
+
+def load_torch(path: str | os.PathLike, map_location: Any = None) -> Any:
+    """``torch.load`` that never runs code from the file (``weights_only=True``).
+
+    Tensors and plain data load: dicts (also ``OrderedDict``), lists, tuples, numbers,
+    strings, bools, None, torch dtypes and sizes, which is all that checkpoints and resume
+    states hold. Unpickling anything else (a class, a function: what a crafted file uses to
+    run code) is refused with :class:`RefusedFileError` naming the file. A damaged file
+    raises what torch raises (``pickle.UnpicklingError`` with a short reason for a
+    corrupt pickle).
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        damage = _pickle_damage(path)
+        if damage is not None:  # not well-formed pickle data: damaged, not refused
+            raise pickle.UnpicklingError(f"damaged pickle data: {damage}") from None
+        raise RefusedFileError(
+            f"{path}: refused: it contains objects other than tensors and plain data (loading it could run code)"
+        ) from None
+
+
+def _pickle_damage(path: str | os.PathLike) -> str | None:
+    """Why the pickle in torch file ``path`` is not well-formed, or None if it is.
+
+    Only parses the opcodes (:func:`pickletools.genops`), so nothing in the file is run.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+                if not names:
+                    return "no data.pkl in the archive"
+                data = archive.read(names[0])
+            for _ in pickletools.genops(data):
+                pass
+        else:  # the legacy format: consecutive pickles, the first one checked
+            with open(path, "rb") as fh:
+                for _ in pickletools.genops(fh):
+                    pass
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    return None
