@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv run test test-fast dry-run report bench clean system-deps
+.PHONY: venv run control seeds validity test test-fast dry-run report bench clean system-deps
 
 venv: $(VENV)/.installed
 
@@ -17,6 +17,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 run: venv
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+# The negative control beside the default run (reuses its models): the decoupled twin.
+control: venv
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/decoupled.yaml $(SNAKEMAKE_ARGS)
+
+# The default experiment on two other generator seeds, each in its own results directory.
+seeds: venv
+	for s in 1 2; do $(BIN)/snakemake --cores $(CORES) --configfile presets/generator_seed$$s.yaml $(SNAKEMAKE_ARGS) || exit 1; done
+
+# What the finished runs show, check by check (benchmarks/validity.py).
+validity: venv
+	$(BIN)/python benchmarks/validity.py $(wildcard results results/generator-seed1 results/generator-seed2)
 
 dry-run: venv
 	$(BIN)/snakemake -n $(SNAKEMAKE_ARGS)

@@ -27,4 +27,6 @@ rule all:
         all_outputs(),
         criteria_outputs(),
         criteria_figure_files(),
+        effects_outputs(),
+        design_outputs(),
         f"{RESULTS}/report.html",

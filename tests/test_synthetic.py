@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from prunebias.data import synthetic
+from prunebias.data import synthetic, synthetic_design
 from prunebias.data.synthetic import ATTRIBUTES, IDENTITY_ATTRIBUTES
 
 
@@ -76,3 +76,51 @@ def test_images_carry_cues():
 def test_rejects_bad_sizes(bad):
     with pytest.raises(ValueError, match="sizes"):
         synthetic.generate(bad, 16)
+
+
+def test_decoupled_twin_keeps_prevalence_and_drops_identity_coupling():
+    rng = np.random.default_rng(5)
+    coupled = synthetic.sample_attributes(40000, np.random.default_rng(5))
+    twin = synthetic.sample_attributes(40000, rng, decoupled=True)
+    for a in ("Male", "Young", "Chubby", "Pale_Skin"):  # identities are drawn as in the coupled data
+        assert abs(coupled[a].mean() - twin[a].mean()) < 0.01
+    for a in ("Blond_Hair", "Heavy_Makeup", "Goatee", "Gray_Hair", "Big_Nose", "Double_Chin"):
+        assert abs(coupled[a].mean() - twin[a].mean()) < 0.012
+        for g in synthetic.IDENTITY_ATTRIBUTES:
+            gap = twin[a][twin[g]].mean() - twin[a][~twin[g]].mean()
+            assert abs(gap) < 0.03, (a, g, gap)
+    # Couplings among targets survive (lipstick follows make-up in both).
+    for t in (coupled, twin):
+        assert t["Wearing_Lipstick"][t["Heavy_Makeup"]].mean() > 3 * t["Wearing_Lipstick"][~t["Heavy_Makeup"]].mean()
+
+
+def test_negative_control_targets_are_independent_of_identity(big):
+    index, _ = big
+    for a in ("Smiling", "Wearing_Hat", "Oval_Face"):
+        assert not synthetic_design.identity_coupled(a)
+        for g in synthetic.IDENTITY_ATTRIBUTES:
+            p = index.groupby(g)[a].mean()
+            assert abs(p[True] - p[False]) < 0.05, (a, g)
+
+
+def test_identity_cues_are_coarse_and_stronger_than_faint_target_cues():
+    delta = synthetic_design.cue_deltas(n=300, size=32, seed=1)
+    for identity in ("Male", "Young", "Chubby", "Pale_Skin"):
+        for faint in ("Heavy_Makeup", "Wearing_Lipstick", "Big_Nose", "Rosy_Cheeks", "Mustache"):
+            assert delta[identity] > 3 * delta[faint], (identity, faint)
+    assert delta["Attractive"] == 0  # no cue of its own
+    # Coarse: the identity cues survive downsampling to 16 px about as well (per pixel) as at 32 px.
+    small = synthetic_design.cue_deltas(n=300, size=16, seed=1)
+    for identity in ("Male", "Young"):
+        assert small[identity] * 4 > 0.6 * delta[identity]
+
+
+def test_design_table_has_every_attribute_and_measured_columns():
+    index, images = synthetic.generate({"train": 600, "valid": 50, "test": 300}, 16, seed=2)
+    table = synthetic_design.design_table(index, images, 16, 2)
+    assert list(table["attribute"]) == list(ATTRIBUTES)
+    assert {"prevalence", "prevalence_Male=0", "prevalence_Male=1", "cue_delta", "probe_auc"} <= set(table.columns)
+    male = table.set_index("attribute").loc["Male"]
+    assert male["probe_auc"] > 0.9 and male["prevalence_Male=1"] == 1.0
+    twin = synthetic_design.design_table(index, images, 16, 2, decoupled=True)
+    assert not twin.loc[~twin["identity"], "identity_coupled"].any()

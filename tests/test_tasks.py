@@ -84,18 +84,21 @@ def test_invalid_tasks_are_rejected():
     [(16, 16, 2), (17, 17, 2), (32, 32, 5), (33, 47, 6), (64, 64, 9), (218, 178, 28), (224, 224, 32)],
 )
 def test_yellow_square_placement_and_colour(height, width, side):
+    from prunebias import augment
+
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 200, (3, height, width, 3), dtype=np.uint8)  # never pure yellow
-    before = images.copy()
-    out = apply_trigger(images, "yellow_square")
+    images = torch.from_numpy(rng.integers(0, 200, (3, height, width, 3), dtype=np.uint8))  # never pure yellow
+    before = images.clone()
+    out = augment.yellow_square(images, torch.tensor([True, True, False]), square_side(height, width)).numpy()
     assert square_side(height, width) == side
     assert out.dtype == np.uint8 and out.shape == images.shape
-    assert (out[:, :side, :side] == [255, 255, 0]).all()
-    # Nothing outside the top-left square changes, and the input is left alone.
+    assert (out[:2, :side, :side] == [255, 255, 0]).all()
+    # Nothing outside the top-left square (nor an unmarked image) changes, and the input is left alone.
     outside = np.ones((height, width), dtype=bool)
     outside[:side, :side] = False
-    assert (out[:, outside] == images[:, outside]).all()
-    assert (images == before).all()
+    assert (out[:, outside] == images.numpy()[:, outside]).all()
+    assert (out[2] == images.numpy()[2]).all()
+    assert torch.equal(images, before)
     assert abs(side**2 / (height * width) - 0.02) < 0.008
 
 
@@ -120,6 +123,8 @@ def test_trigger_input_checks():
         apply_trigger(np.zeros((8, 8, 3), np.uint8), "grayscale")
     with pytest.raises(ValueError, match="trigger must be one of"):
         apply_trigger(np.zeros((1, 8, 8, 3), np.uint8), "red_square")
+    with pytest.raises(ValueError, match="model input"):
+        apply_trigger(np.zeros((1, 8, 8, 3), np.uint8), "yellow_square")
 
 
 # ------------------------------------------------------------------------- triggered samples
@@ -289,19 +294,32 @@ def test_check_experiments_messages(config):
     assert "no task is enabled" in "\n".join(check_experiments(config, KNOWN))
 
 
-def test_trigger_is_applied_on_load_and_images_npy_is_untouched(tiny_data):
-    from prunebias import jobs
+def test_square_goes_on_the_model_input_and_grayscale_on_load(tiny_data):
+    from prunebias import augment, jobs
     from prunebias.data import store
+    from prunebias.train import predict_logits, training_batch
 
     index = store.load_index(tiny_data)
     before = (tiny_data / "images.npy").read_bytes()
     images = store.load_images(tiny_data)
     ids = choose_triggered(index, "Smiling", FRACTIONS, seed=0)
-    data, labels = jobs._split(index, images, "test", ["Smiling"], torch.device("cpu"), ("yellow_square", ids))
     rows = np.flatnonzero(index["split"] == "test")
     hit = np.isin(index["id"].to_numpy()[rows], ids)
-    loaded = data.images.numpy()
+    data, labels = jobs._split(index, images, "test", ["Smiling"], torch.device("cpu"), ("yellow_square", ids))
     assert 0 < hit.sum() < hit.size and labels.shape == (rows.size, 1)
-    assert (loaded[hit, :2, :2] == [255, 255, 0]).all()  # 16 px: side 2
-    assert (loaded[~hit] == images[rows][~hit]).all()
+    assert (data.images.numpy() == images[rows]).all()  # stored images untouched: the square is drawn later
+    # On the model input, after a 12 px crop of the 16 px images: side round(sqrt(0.02) * 12) = 2, top-left.
+    idx = torch.arange(len(data))
+    x, _ = training_batch(data, idx, 12, 0, True, torch.Generator().manual_seed(0))
+    yellow = torch.tensor([1.0, 1.0, -1.0])[:, None, None]  # (255, 255, 0) normalised with mean/std 0.5
+    corner = x[:, :, :2, :2]
+    assert torch.equal(corner[torch.from_numpy(hit)], yellow.expand(int(hit.sum()), 3, 2, 2))
+    assert not (corner[torch.from_numpy(~hit)] == yellow).all(dim=(1, 2, 3)).any()
+    centre = augment.center_crop(torch.from_numpy(images[rows]), 12)
+    marked = data.mark(centre, idx)
+    assert (marked[torch.from_numpy(hit), :2, :2] == torch.tensor([255, 255, 0], dtype=torch.uint8)).all()
+    assert torch.equal(marked[torch.from_numpy(~hit)], centre[torch.from_numpy(~hit)])
+    gray, _ = jobs._split(index, images, "test", ["Smiling"], torch.device("cpu"), ("grayscale", ids))
+    assert (gray.images.numpy()[hit] == apply_trigger(images[rows][hit], "grayscale")).all()
+    assert gray.square is None
     assert (tiny_data / "images.npy").read_bytes() == before

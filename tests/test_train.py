@@ -142,3 +142,23 @@ def test_compiled_step_trains_the_same_model(tiny_data, tmp_path):
     np.testing.assert_allclose(compiled_log["train_loss"], eager_log["train_loss"], rtol=1e-3)
     for key, value in eager["state_dict"].items():
         torch.testing.assert_close(compiled["state_dict"][key], value, rtol=1e-2, atol=1e-3)
+
+
+def test_reset_momentum_zeroes_sgd_buffers_only():
+    import torch
+
+    from prunebias.train import make_optimizer, reset_momentum
+
+    model = torch.nn.Linear(3, 2)
+    opt = make_optimizer(model.parameters(), {"name": "sgd", "lr": 0.1, "momentum": 0.9}, torch.device("cpu"))
+    model(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    assert any(s["momentum_buffer"].abs().sum() > 0 for s in opt.state.values())
+    reset_momentum(opt)
+    assert all(s["momentum_buffer"].abs().sum() == 0 for s in opt.state.values())
+    adam = make_optimizer(model.parameters(), {"name": "adam", "lr": 0.1}, torch.device("cpu"))
+    model(torch.ones(4, 3)).sum().backward()
+    adam.step()
+    before = {k: v["exp_avg"].clone() for k, v in adam.state.items()}
+    reset_momentum(adam)  # Adam keeps its moments: the study's reset is an SGD thing
+    assert all(torch.equal(adam.state[k]["exp_avg"], v) for k, v in before.items())

@@ -49,8 +49,36 @@ def test_outputs_follow_the_contracts(finished):
     assert (res / "tables/group_gaps.tsv").read_text().startswith("dataset\t")
 
 
+def test_effects_convergence_and_design_tables(finished):
+    res = finished / "results"
+    effects = pd.read_parquet(res / "tables/effects.parquet")
+    # Every sparse setting x statistic x threshold, BA per identity, each with an interval around it.
+    assert set(effects["statistic"]) == {"bias_amplification", "uncertainty", "interdependence", "identity_dependence"}
+    assert len(effects[["method", "sparsity"]].drop_duplicates()) == 4 and set(effects["threshold"]) == {"default", "calibrated"}
+    finite = effects.dropna(subset=["ci_low", "ci_high"])
+    assert len(finite) and (finite["ci_low"] <= finite["ci_high"]).all()
+    conv = pd.read_parquet(res / "tables/convergence.parquet")
+    assert len(conv) == 5 and (conv.loc[conv["method"] == "dense", "information_kept"] == 1).all()
+    assert {"still_falling", "loss_drop_last_epochs", "selected_epoch"} <= set(conv.columns)
+    design = pd.read_parquet(res / "tables/design/synth.parquet")
+    assert len(design) == 21 and design["cue_delta"].gt(0).sum() == 20
+    html = (res / "report.html").read_text()
+    assert "information kept" in html and "95 % CI" in html and "Design of the synthetic data set synth" in html
+
+
 def test_second_dry_run_has_nothing_to_do(finished):
     assert planned_jobs(finished) == {}
+
+
+def test_decoupled_twin_beside_the_main_data_runs_only_its_own_models(finished):
+    def add_twin(c):
+        c["datasets"]["twin"] = {**c["datasets"]["synth"], "decoupled": True}
+        c["grid"]["datasets"] = ["synth", "twin"]
+        c["experiments"] = {"datasets": ["synth"]}
+
+    jobs = planned_jobs(finished, config=variant(finished, add_twin))
+    assert jobs["prepare"] == 1 and jobs["train_dense"] == 1 and jobs["prune"] == 4 and jobs["predict"] == 5, jobs
+    assert jobs["effects"] == 1 and jobs["design"] == 1, jobs
 
 
 def test_analysis_setting_reruns_only_analysis(finished):

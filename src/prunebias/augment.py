@@ -52,3 +52,20 @@ def random_crop_flip(
     dev = batch.device
     rows, cols = send(torch.stack([rows, cols]), dev)  # one copy: both are (B, size)
     return batch[torch.arange(b, device=dev)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+#: Pure yellow, RGB (1, 1, 0) before normalisation: the study's square trigger.
+YELLOW = (255, 255, 0)
+
+
+def yellow_square(batch: torch.Tensor, hit: torch.Tensor, side: int) -> torch.Tensor:
+    """``batch`` (uint8, B×H×W×3) with a yellow ``side`` × ``side`` square in the top-left corner of the rows in ``hit``.
+
+    Applied to the model input, after crop and flip, as in the study: the square is exactly
+    where and as large as specified at any crop size. Returns a new tensor.
+    """
+    out = batch.clone()
+    colour = torch.tensor(YELLOW, dtype=batch.dtype, device=batch.device)
+    corner = out[:, :side, :side]
+    out[:, :side, :side] = torch.where(hit[:, None, None, None], colour, corner)
+    return out

@@ -11,8 +11,6 @@ import json
 import os
 import sys
 
-import torch
-
 
 def _json(text: str):
     try:
@@ -22,6 +20,8 @@ def _json(text: str):
 
 
 def _threads(n: int) -> None:
+    import torch  # here, not at the top: analysis stages never pay the torch import
+
     torch.set_num_threads(max(1, n))
 
 
@@ -83,6 +83,19 @@ def cmd_criteria(a):
     jobs.criteria(a.data, a.tests, a.metrics, outputs, a.settings)
 
 
+def cmd_effects(a):
+    from prunebias import jobs
+
+    index = dict(item.split("=", 1) for item in a.index)
+    jobs.effects(index, a.valid, a.test, a.logs, a.settings, a.out_effects, a.out_convergence, a.out_figure)
+
+
+def cmd_design(a):
+    from prunebias import jobs
+
+    jobs.design(a.data, a.config, a.out)
+
+
 def cmd_criteria_figures(a):
     from prunebias import jobs
 
@@ -101,7 +114,7 @@ def cmd_report(a):
     size = report.build_report(
         a.out, metrics=a.metrics, groups=a.groups, criteria=a.criteria, figures=a.figures,
         benchmarks=a.benchmarks, data=a.data, predictions=a.predictions, captions=a.captions,
-        template=a.template, settings=a.settings,
+        template=a.template, settings=a.settings, design=a.design,
     )
     print(f"wrote {a.out} ({size / 2**20:.1f} MB)", file=sys.stderr)
 
@@ -182,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=_json, required=True, help="analysis settings (JSON)")
     p.set_defaults(func=cmd_criteria)
 
+    p = sub.add_parser("effects", help="support-stable changes vs dense with paired bootstrap CIs, and convergence")
+    p.add_argument("--index", nargs="+", required=True, metavar="DATASET=PATH", help="index.parquet of each data set")
+    p.add_argument("--valid", nargs="+", required=True, help="validation predictions of every model")
+    p.add_argument("--test", nargs="+", required=True, help="test predictions of the same models, same order")
+    p.add_argument("--logs", nargs="+", required=True, help="train_log.parquet of the same models")
+    p.add_argument("--settings", type=_json, required=True, help="analysis settings (JSON)")
+    p.add_argument("--out-effects", required=True)
+    p.add_argument("--out-convergence", required=True)
+    p.add_argument("--out-figure", required=True, help="figure path without extension (.png and .svg are written)")
+    p.set_defaults(func=cmd_effects)
+
+    p = sub.add_parser("design", help="the synthetic benchmark's design table (prevalence per group, cue strength)")
+    p.add_argument("--data", required=True, help="prepared synthetic data directory")
+    p.add_argument("--config", type=_json, required=True, help="the datasets.<name> config block (JSON)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_design)
+
     p = sub.add_parser("criteria-figures", help="figures of the dense-model criteria and countermeasures (PNG + SVG)")
     p.add_argument("--tables", nargs="+", required=True, help="criteria tables results/tables/criteria/<table>.parquet")
     p.add_argument("--out-dir", required=True)
@@ -204,12 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", default=None, help="caption directory (reports/captions)")
     p.add_argument("--template", default=None, help="Jinja2 template (reports/audit_report.html.j2)")
     p.add_argument("--settings", type=_json, default={}, help="the config's report block (JSON)")
+    p.add_argument("--design", nargs="*", default=[], help="design tables of the synthetic data sets")
     p.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prunebias.train import NonFiniteLossError
+    from prunebias.errors import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     try:

@@ -12,17 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from prunebias import tasks
 from prunebias.data import store
-from prunebias.devices import select_device
 from prunebias.io import file_digest, read_metadata, save_array, save_torch, write_parquet, write_text
-from prunebias.models import build_model
-from prunebias.pruning import describe_plan, measured_sparsity, method_plan
-from prunebias.train import (
-    CHECKPOINT_FORMAT, TensorData, configure_backend, fit, load_checkpoint, model_to, predict_logits,
-)
+
+# The training and prediction stages import torch inside their functions: the analysis
+# stages below never pay its import (~4-6 s per job on a small CPU).
 
 
 def log(message: str) -> None:
@@ -44,7 +40,8 @@ def prepare(cfg: dict, out_dir: str | os.PathLike, workers: int = 1) -> None:
 
             log(f"generating synthetic faces: {cfg['sizes']} at {cfg['resolution']} px")
             index, images = synthetic.generate(
-                cfg["sizes"], cfg["resolution"], cfg["seed"], cfg.get("label_noise_scale", 1.0)
+                cfg["sizes"], cfg["resolution"], cfg["seed"], cfg.get("label_noise_scale", 1.0),
+                decoupled=cfg.get("decoupled", False),
             )
             save_array(images, images_path)
         elif cfg["source"] == "celeba":
@@ -66,17 +63,27 @@ def prepare(cfg: dict, out_dir: str | os.PathLike, workers: int = 1) -> None:
 
 
 def _split(
-    index: pd.DataFrame, images: np.ndarray, split: str, attributes: list[str], device: torch.device,
+    index: pd.DataFrame, images: np.ndarray, split: str, attributes: list[str], device,
     trigger: tuple[str, np.ndarray] | None = None,
 ):
-    """A split's images and labels; ``trigger`` = (trigger name, ids) marks those ids' images (in memory)."""
+    """A split's images and labels; ``trigger`` = (trigger name, ids) marks those ids' samples.
+
+    Grayscale is applied to the stored images (before resize and crop, as in the study); the
+    yellow square is drawn on the model input after the crop (:meth:`TensorData.mark`).
+    """
+    from prunebias.train import TensorData
+
     rows = np.flatnonzero(index["split"].to_numpy() == split)
     labels = index.loc[rows, attributes].to_numpy(dtype=bool)
     split_images = images[rows]
+    square = None
     if trigger is not None:
         hit = np.isin(index["id"].to_numpy()[rows], trigger[1])
-        split_images[hit] = tasks.apply_trigger(split_images[hit], trigger[0])
-    return TensorData.from_arrays(split_images, labels, device), labels
+        if trigger[0] == "yellow_square":
+            square = hit
+        else:
+            split_images[hit] = tasks.apply_trigger(split_images[hit], trigger[0])
+    return TensorData.from_arrays(split_images, labels, device, square=square), labels
 
 
 def _trigger(data_dir: str | os.PathLike, task: str, spec: dict | None) -> tuple[str, np.ndarray] | None:
@@ -106,6 +113,13 @@ def train(
     ``compile_step`` runs the training step through ``torch.compile`` (``runtime.compile``).
     A resume state beside ``model_out`` (``.resume.pt``) lets a killed job continue.
     """
+    import torch
+
+    from prunebias.devices import select_device
+    from prunebias.models import build_model
+    from prunebias.pruning import describe_plan, measured_sparsity, method_plan
+    from prunebias.train import CHECKPOINT_FORMAT, configure_backend, fit, load_checkpoint, model_to
+
     dev = select_device(device)
     configure_backend(dev)
     index = store.load_index(data_dir)
@@ -170,6 +184,10 @@ def predict(
     device: str = "auto",
 ) -> None:
     """Write one Parquet file of logits per split in ``outputs`` ({split: path}), with the run's metadata."""
+    from prunebias.devices import select_device
+    from prunebias.models import build_model
+    from prunebias.train import configure_backend, load_checkpoint, model_to, predict_logits
+
     dev = select_device(device)
     configure_backend(dev)
     index = store.load_index(data_dir)
@@ -329,3 +347,95 @@ def criteria_figures(table_paths: list[str], out_dir: str | os.PathLike) -> None
     tables = {Path(p).stem: pd.read_parquet(p) for p in table_paths}
     written = figures_criteria.make_all(tables, out_dir)
     log(f"wrote {len(written)} figure files to {out_dir}")
+
+
+def _model_arrays(index: pd.DataFrame, valid: list[tuple[pd.DataFrame, dict]], test: list[tuple[pd.DataFrame, dict]]):
+    """Aligned arrays of one (dataset, task, arch): models table, valid/test logits (M, n, A), labels."""
+    attributes = list(test[0][0].columns[1:])
+    by_id = index.set_index("id")
+    for frames in (valid, test):
+        for frame, meta in frames:
+            if list(frame.columns[1:]) != attributes or not frame["id"].equals(frames[0][0]["id"]):
+                raise ValueError(f"predictions of {meta.get('method')} seed {meta.get('seed')} do not match the others")
+    models = pd.DataFrame(
+        [{"method": m["method"], "sparsity": float(m["target_sparsity"]), "seed": int(m["seed"])} for _, m in test]
+    )
+    z_valid = np.stack([f[attributes].to_numpy(np.float64) for f, _ in valid])
+    z_test = np.stack([f[attributes].to_numpy(np.float64) for f, _ in test])
+    y_valid = by_id.loc[valid[0][0]["id"], attributes].to_numpy(bool)
+    y_test = by_id.loc[test[0][0]["id"], attributes].to_numpy(bool)
+    return models, attributes, z_valid, z_test, y_valid, y_test
+
+
+def effects(
+    index_paths: dict[str, str], valid_paths: list[str], test_paths: list[str], log_paths: list[str],
+    settings: dict, out_effects: str, out_convergence: str, out_figure: str,
+) -> None:
+    """Support-stable changes with paired bootstrap CIs (prunebias.effects) and per-model convergence.
+
+    Predictions and training logs are grouped by (dataset, task, arch) from their metadata;
+    ``log_paths`` are the models' ``train_log.parquet`` files, in any order.
+    """
+    from prunebias import effects as eff
+    from prunebias import figures_effects
+    from prunebias.figures import save_figure
+    from prunebias.io import read_predictions
+    from prunebias.metrics import THRESHOLDS, calibrated_thresholds, train_conditionals
+
+    key_of = lambda m: (m["dataset"], m["task"], m["arch"])  # noqa: E731
+    valid = [read_predictions(p) for p in valid_paths]
+    test = [read_predictions(p) for p in test_paths]
+    logs = [(pd.read_parquet(p), read_metadata(p)) for p in log_paths]
+    identities = settings["identities"]
+    effect_tables, convergence = [], []
+    for key in dict.fromkeys(key_of(m) for _, m in test):
+        dataset, task, arch = key
+        index = store.load_index(Path(index_paths[dataset]).parent)
+        group_valid = [v for v in valid if key_of(v[1]) == key]
+        group_test = [t for t in test if key_of(t[1]) == key]
+        models, attributes, z_valid, z_test, y_valid, y_test = _model_arrays(index, group_valid, group_test)
+        train = index[index["split"] == "train"]
+        test_groups = index.set_index("id").loc[group_test[0][0]["id"], identities].to_numpy(bool)
+        conditionals = train_conditionals(train[attributes].to_numpy(bool), train[identities].to_numpy(bool))
+        thresholds = {
+            "default": np.zeros((len(models), 1, len(attributes))),
+            "calibrated": np.stack([calibrated_thresholds(z, y_valid) for z in z_valid])[:, None, :],
+        }
+        for kind in THRESHOLDS:
+            table = eff.paired_effects(
+                models, z_test > thresholds[kind], eff.probabilities(z_test), y_test, test_groups, conditionals,
+                attributes=attributes, identities=identities, uncertainty_band=tuple(settings["uncertainty_band"]),
+                min_positives=settings["ba_min_positives"], min_relative_gap=settings["ba_min_relative_gap"],
+                n_bootstrap=settings["bootstrap"], seed=settings["seed"],
+            )
+            effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch, threshold=kind))
+        prior = eff.prior_bce(train[attributes].to_numpy(bool), y_valid)
+        bce = np.array([eff.mean_bce(z, y_valid) for z in z_valid])
+        conv = models.assign(dataset=dataset, task=task, arch=arch, val_bce=bce, prior_bce=prior)
+        dense_bce = conv[conv["method"] == "dense"].set_index("seed")["val_bce"]
+        conv["information_kept"] = [
+            eff.information_kept(b, dense_bce[s], prior) for b, s in zip(conv["val_bce"], conv["seed"])
+        ]
+        convergence.append(conv)
+    keys = ["dataset", "task", "arch"]
+    table = pd.concat(effect_tables, ignore_index=True)
+    table = table[keys + [c for c in eff.EFFECT_COLUMNS]]
+    conv = pd.concat(convergence, ignore_index=True)
+    conv = conv.merge(eff.training_trend(logs), on=keys + ["method", "sparsity", "seed"], how="left", validate="one_to_one")
+    write_parquet(table, out_effects)
+    write_parquet(conv, out_convergence)
+    save_figure(figures_effects.effects(table), out_figure)
+    log(table[table["threshold"] == "default"].to_string(index=False, max_rows=80, float_format="%.4f"))
+    log(conv.to_string(index=False, float_format="%.4f"))
+
+
+def design(data_dir: str | os.PathLike, cfg: dict, out: str | os.PathLike) -> None:
+    """The design table of a synthetic data set (:mod:`prunebias.data.synthetic_design`)."""
+    from prunebias.data import synthetic_design
+
+    index = store.load_index(data_dir)
+    table = synthetic_design.design_table(
+        index, store.load_images(data_dir), cfg["resolution"], cfg["seed"], decoupled=cfg.get("decoupled", False)
+    )
+    write_parquet(table, out)
+    log(table.to_string(index=False, float_format="%.3f"))

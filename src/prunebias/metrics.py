@@ -41,6 +41,7 @@ __all__ = [
     "group_fnr",
     "group_fpr",
     "group_positive_rate",
+    "identity_dependence",
     "interdependence",
     "model_metrics",
     "positive_rate",
@@ -58,6 +59,7 @@ METRICS = {
         "positive_rate",
         "uncertainty",
         "interdependence",
+        "identity_dependence",
         "ece",
         "rare_value_ratio",
     ),
@@ -403,6 +405,60 @@ def interdependence(pred) -> np.ndarray:
     diag = np.arange(m)
     r2[live] = np.clip(1.0 - resid[diag, diag, diag], 0.0, 1.0)
     return r2
+
+
+def identity_dependence(pred, groups, *, attributes: Sequence[str], identities: Sequence[str], weights=None) -> np.ndarray:
+    """How much each prediction leans on identity: R² of an OLS fit (with intercept) of ŷ_j on the true identity labels.
+
+    The study links bias to "increased correlations" between outputs; this measures the
+    correlation with identity directly. Regressors are all identity attributes except j
+    itself (an identity attribute is regressed on the other identities).
+
+    Parameters
+    ----------
+    pred : array-like of bool, shape (n_samples, n_attributes)
+    groups : array-like of bool, shape (n_samples, n_identities)
+        True identity labels.
+    attributes, identities : sequence of str
+        Names of the columns of ``pred`` and ``groups``.
+    weights : array-like, shape (n_samples,) or (n_weightings, n_samples), optional
+        Sample weights (e.g. bootstrap counts); one R² per row of weights.
+
+    Returns
+    -------
+    r2 : ndarray of shape (n_attributes,), or (n_weightings, n_attributes) with 2-D weights
+        In [0, 1]; NaN where ŷ_j is constant (under the weights) or no regressor is left.
+    """
+    y = _as_bool_2d(pred, "pred").astype(np.float64)
+    g = _as_bool_2d(groups, "groups").astype(np.float64)
+    _check_rows("pred", y, "groups", g)
+    if len(attributes) != y.shape[1] or len(identities) != g.shape[1]:
+        raise ValueError("attributes and identities must name the columns of pred and groups")
+    w = np.ones(y.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    single = w.ndim == 1
+    w = np.atleast_2d(w)
+    if w.shape[1] != y.shape[0] or (w < 0).any():
+        raise ValueError(f"weights must be non-negative with {y.shape[0]} columns, got shape {w.shape}")
+    x = np.concatenate([np.ones((y.shape[0], 1)), g], axis=1)  # intercept first
+    k = x.shape[1]
+    sxx = (w @ (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)).reshape(-1, k, k)
+    sxy = (w @ (x[:, :, None] * y[:, None, :]).reshape(len(x), -1)).reshape(-1, k, y.shape[1])
+    sy, total = w @ y, w.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sstot = sy - sy**2 / total  # ŷ binary: Σ w ŷ² = Σ w ŷ
+    r2 = np.full((w.shape[0], y.shape[1]), np.nan)
+    position = {name: i + 1 for i, name in enumerate(identities)}
+    for j, name in enumerate(attributes):
+        used = [0] + [c for c in range(1, k) if c != position.get(name)]
+        if len(used) < 2:
+            continue
+        a, b = sxx[:, used][:, :, used], sxy[:, used, j]
+        beta = np.einsum("bij,bj->bi", np.linalg.pinv(a), b)  # pinv: an empty group leaves a singular system
+        ssres = sy[:, j] - np.einsum("bi,bi->b", beta, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.clip(1.0 - ssres / sstot[:, j], 0.0, 1.0)
+        r2[:, j] = np.where(sstot[:, j] > 1e-9 * total[:, 0], value, np.nan)
+    return r2[0] if single else r2
 
 
 def rare_value_ratio(pred, labels, train_labels) -> np.ndarray:
@@ -888,6 +944,9 @@ def model_metrics(
             "accuracy": (yhat == y_test).mean(axis=0),
             "positive_rate": q,
             "interdependence": interdependence(yhat),
+            "identity_dependence": identity_dependence(
+                yhat, g_test, attributes=attributes, identities=identities
+            ),
             "rare_value_ratio": _rare_value_ratio(q, y_test.mean(axis=0), y_train.mean(axis=0)),
             "bias_amplification": _bias_amplification(
                 counts, p1, p0, same, min_positives, min_relative_gap

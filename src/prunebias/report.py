@@ -585,12 +585,109 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
                     lambda v: f"{v:.2f}",
                 )
             )
+            if "effects" in tables:
+                sentences += effect_sentences(tables["effects"], method)
             sentences += _criteria_sentences(tables, method)
             out.append({"setting": " / ".join(setting), "method": method_text(method), "sentences": sentences})
     return out
 
 
+#: Subjects of the effect sentences, by statistic of :mod:`prunebias.effects`.
+EFFECT_SUBJECTS = {
+    "bias_amplification": "BA w.r.t. {identity} on the {pairs} pairs defined at every sparsity ({collapsed} collapsed)",
+    "uncertainty": "Uncertainty",
+    "interdependence": "Interdependence",
+    "identity_dependence": "Identity dependence (R² of each predicted target on the true identities)",
+}
+
+
+def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "default") -> list[str]:
+    """The change at the highest sparsity of ``method``, with its 95 % paired bootstrap CI, per statistic.
+
+    "<subject> rises by 0.040 at 99 % sparsity, 95 % CI [0.020, 0.060]": rises/falls when the
+    interval excludes 0, else "does not change detectably".
+    """
+    rows = effects[(effects["method"] == method) & (effects["threshold"] == threshold)]
+    if rows.empty:
+        return []
+    top = rows["sparsity"].max()
+    out = []
+    for _, r in rows[rows["sparsity"] == top].iterrows():
+        subject = EFFECT_SUBJECTS[r["statistic"]].format(
+            identity=r["identity"], pairs=int(r["pairs"]), collapsed=int(r["collapsed"])
+        )
+        ci = f"95 % CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+        where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {int(r['seeds'])} seed(s))"
+        if not (_finite(r["ci_low"]) and _finite(r["ci_high"])):
+            out.append(f"{subject}: undefined {where}.")
+        elif r["ci_low"] > 0 or r["ci_high"] < 0:
+            verb = "rises" if r["delta"] > 0 else "falls"
+            out.append(f"{subject} {verb} by {abs(r['delta']):.3f} {where}, {ci}.")
+        else:
+            out.append(f"{subject} does not change detectably ({r['delta']:+.3f}) {where}, {ci}.")
+    return out
+
+
+def convergence_table(convergence: pd.DataFrame) -> Table:
+    """How much of the dense model's information each setting keeps, and whether its loss still fell."""
+    g = (
+        convergence.groupby(SETTING + ["method", "sparsity"], sort=True)
+        .agg(
+            seeds=("seed", "nunique"),
+            kept=("information_kept", "mean"),
+            val_bce=("val_bce", "mean"),
+            prior_bce=("prior_bce", "mean"),
+            falling=("still_falling", "sum"),
+            drop=("loss_drop_last_epochs", "mean"),
+        )
+        .reset_index()
+    )
+    columns = _setting_columns(g) | {
+        "method": _method_col(),
+        "sparsity": _sparsity_col(),
+        "seeds": Column("models", lambda v: str(int(v))),
+        "kept": Column("information kept", lambda v: _pct(v, 0)),
+        "val_bce": Column("valid BCE", lambda v: f"{v:.3f}"),
+        "prior_bce": Column("prior BCE", lambda v: f"{v:.3f}"),
+        "drop": Column("train-loss drop, last 2 epochs", lambda v: _pct(v, 1)),
+        "falling": Column("still falling (models)", lambda v: str(int(v))),
+    }
+    return frame_table(
+        g, columns,
+        note="Information kept = (BCE_prior − BCE_model) / (BCE_prior − BCE_dense) on the validation split, the prior "
+        "predicting each attribute's training prevalence: 100 % = all the dense model learned, 0 % = a prevalence predictor. "
+        "A model whose training loss fell by more than 1 % over its last two epochs was still converging.",
+    )
+
+
+def design_table(design: Mapping[str, pd.DataFrame], identities: Sequence[str]) -> list[dict]:
+    """Per synthetic data set, its measured design: prevalence per identity group and cue strength per attribute."""
+    out = []
+    for name, frame in design.items():
+        columns = {
+            "attribute": Column("attribute", str),
+            "identity": Column("identity", lambda v: "yes" if v else ""),
+            "identity_coupled": Column("coupled to identity", lambda v: "yes" if v else "no"),
+            "prevalence": Column("prevalence", lambda v: _pct(v, 1)),
+        }
+        for g in identities:
+            for value in (0, 1):
+                col = f"prevalence_{g}={value}"
+                if col in frame.columns:
+                    columns[col] = Column(f"{g}={value}", lambda v: _pct(v, 1))
+        columns |= {
+            "cue_delta": Column("cue: mean Σ|Δpixel| when it alone flips", lambda v: f"{v:.1f}"),
+            "probe_auc": Column("linear probe AUC (pixels)", lambda v: f"{v:.2f}"),
+        }
+        out.append({"name": name, "table": frame_table(frame, columns, note=(
+            "Prevalence on the training split, overall and per identity group. Cue: how much the image changes when "
+            "this attribute alone is flipped (same face otherwise). Probe: test ROC-AUC of a logistic regression on "
+            "the raw pixels, which also sees correlated cues (identity included)."))})
+    return out
+
+
 def _criteria_sentences(tables: Mapping[str, pd.DataFrame], method: str) -> list[str]:
+    tables = {k: v for k, v in tables.items() if k not in ("effects", "convergence")}
     parts = [
         ("countermeasures", calibration_sentence),
         ("headline", cie_sentence),
@@ -1141,6 +1238,7 @@ def report_context(
     missing_benchmarks: int = 0,
     images: Mapping[str, tuple[np.ndarray, Mapping[str, int]]] | None = None,
     caption_dir: str | os.PathLike | None = None,
+    design: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict:
     """Everything the template shows, from tables already in memory.
 
@@ -1174,12 +1272,16 @@ def report_context(
             rst = Path(caption_dir) / "tables" / f"{name}.rst"
             if rst.exists():
                 table_captions[name] = caption_html(_caption_title(rst.read_text())[1])
+    convergence = criteria.pop("convergence", None)
+    effects = criteria.pop("effects", None)
     criteria_tables = criteria_section(criteria)
     for entry in criteria_tables:
         entry["caption"] = table_captions.get(entry["name"], "")
     return {
         "title": title,
-        "findings": findings(main, criteria),
+        "findings": findings(main, criteria | ({"effects": effects} if effects is not None else {})),
+        "convergence": convergence_table(convergence) if convergence is not None else None,
+        "design": design_table(design, identities) if design else [],
         "grid": grid_table(metrics),
         "identities": identities,
         "data": data_table(datasets) if datasets else None,
@@ -1257,6 +1359,7 @@ def build_report(
     captions: str | os.PathLike | None = None,
     template: str | os.PathLike | None = None,
     settings: Mapping | None = None,
+    design: Sequence[str | os.PathLike] = (),
 ) -> int:
     """Read the workflow's outputs, render the audit report and write it atomically to ``out``.
 
@@ -1285,6 +1388,8 @@ def build_report(
         The Jinja2 template (default: ``reports/audit_report.html.j2`` of the source tree).
     settings : mapping, optional
         The config's ``report`` block (``title``).
+    design : paths
+        Design tables of the synthetic data sets (``tables/design/<dataset>.parquet``).
 
     Returns
     -------
@@ -1312,6 +1417,7 @@ def build_report(
         missing_benchmarks=len(benchmarks) - len(present),
         images=images,
         caption_dir=captions,
+        design={Path(p).stem: pd.read_parquet(p) for p in design},
     )
     text = render_report(context, template)
     write_text(text, out)

@@ -15,12 +15,12 @@ SPEC.md, "Controlled experiments". Every artifact path carries a ``{task}`` wild
 :func:`tasks_from_config` lists the tasks of a config and :func:`task_grid` /
 :func:`task_train_spec` give each its grid and per-run training settings.
 
-Triggers are applied to the stored uint8 images (N, H, W, 3) when a job loads them
-(:func:`apply_trigger`), before augmentation and normalisation, so they mean the same at any
-resolution and normalisation; the prepared ``images.npy`` is never rewritten. Training
-flips and pad-crops move a corner square with the image (it appears mirrored in the top-right
-corner of flipped training images); evaluation sees it top-left. Which samples carry the
-trigger is fixed by :func:`choose_triggered` and stored with the data
+Triggers follow the study's geometry at any resolution and crop: ``grayscale`` is applied to
+the stored uint8 images when a job loads them (:func:`apply_trigger`, before crop and
+normalisation), the ``yellow_square`` is drawn on the model input after the crop and flip
+(:func:`prunebias.augment.yellow_square`, side :func:`square_side` of the crop, top-left),
+in training and evaluation alike; the prepared ``images.npy`` is never rewritten. Which
+samples carry the trigger is fixed by :func:`choose_triggered` and stored with the data
 (``results/data/{dataset}/tasks/{task}.parquet``, :func:`triggered_path`).
 """
 
@@ -45,7 +45,6 @@ SPLITS = ("train", "valid", "test")
 EVAL_FRACTIONS = (0.5, 0.5)
 #: Area of the yellow square as a share of the image.
 SQUARE_AREA = 0.02
-YELLOW = (255, 255, 0)
 #: ITU-R BT.601 luma weights (R, G, B), as PIL's ``convert("L")``.
 LUMA = (0.299, 0.587, 0.114)
 
@@ -278,11 +277,11 @@ def square_side(height: int, width: int) -> int:
 
 
 def apply_trigger(images: np.ndarray, trigger: str) -> np.ndarray:
-    """A triggered copy of a uint8 batch (N, H, W, 3); the input is not modified.
+    """A triggered copy of a stored uint8 batch (N, H, W, 3); the input is not modified.
 
-    - ``grayscale``: ITU-R 601 luma ``0.299 R + 0.587 G + 0.114 B``, rounded, in all 3 channels.
-    - ``yellow_square``: pure yellow (255, 255, 0) over the top-left ``s × s`` pixels,
-      ``s = round(sqrt(0.02 · H · W))`` (:func:`square_side`), i.e. 2 % of the image area.
+    Only ``grayscale`` (ITU-R 601 luma ``0.299 R + 0.587 G + 0.114 B``, rounded, in all 3
+    channels) acts on the stored images; the yellow square goes on the model input after the
+    crop (:func:`prunebias.augment.yellow_square`).
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
@@ -292,10 +291,7 @@ def apply_trigger(images: np.ndarray, trigger: str) -> np.ndarray:
         gray = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=-1)
     if trigger == "yellow_square":
-        out = images.copy()
-        s = square_side(images.shape[1], images.shape[2])
-        out[:, :s, :s] = np.asarray(YELLOW, dtype=np.uint8)
-        return out
+        raise ValueError("the yellow square is drawn on the model input after the crop: use augment.yellow_square")
     raise ValueError(f"trigger must be one of {TRIGGERS}, got {trigger!r}")
 
 

@@ -28,15 +28,12 @@ from torch import nn
 
 from prunebias import augment
 from prunebias.devices import send
-from prunebias.io import save_torch
+from prunebias.errors import NonFiniteLossError
+from prunebias.io import RefusedFileError, load_torch, save_torch
 from prunebias.pruning import MaskSet, eligible_for_selection, measured_sparsity
-from prunebias.tasks import task_attributes
+from prunebias.tasks import square_side, task_attributes
 
 CHECKPOINT_FORMAT = 1
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 @dataclass
@@ -51,15 +48,27 @@ class TensorData:
     images: torch.Tensor
     labels: torch.Tensor
     device: torch.device
+    #: Samples that get the yellow-square trigger on their model input (bool, CPU), or None.
+    square: torch.Tensor | None = None
 
     @classmethod
-    def from_arrays(cls, images: np.ndarray, labels: np.ndarray, device: torch.device) -> "TensorData":
+    def from_arrays(
+        cls, images: np.ndarray, labels: np.ndarray, device: torch.device, square: np.ndarray | None = None
+    ) -> "TensorData":
         imgs = torch.from_numpy(np.ascontiguousarray(images))
         lab = torch.from_numpy(labels.astype(np.float32)).to(device)
         # Half the free memory at most: the model, activations and the other split need the rest.
         if device.type == "cuda" and imgs.numel() < 0.5 * torch.cuda.mem_get_info(device)[0]:
             imgs = imgs.to(device)
-        return cls(imgs, lab, device)
+        marks = torch.from_numpy(np.asarray(square, dtype=bool)) if square is not None else None
+        return cls(imgs, lab, device, marks)
+
+    def mark(self, crops: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``crops`` (uint8 model inputs of the samples ``idx``) with the square trigger where it belongs."""
+        if self.square is None:
+            return crops
+        side = square_side(crops.shape[1], crops.shape[2])
+        return augment.yellow_square(crops, send(self.square[idx], self.device), side)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -140,6 +149,15 @@ def make_optimizer(params, cfg: dict, device: torch.device) -> torch.optim.Optim
 
 
 @torch.no_grad()
+def reset_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Zero SGD's momentum buffers, as the study's trainer did at the end of every epoch
+    (``optimizer.reset_momentum``; off by default, on in the paper preset)."""
+    for state in optimizer.state.values():
+        if "momentum_buffer" in state and state["momentum_buffer"] is not None:
+            state["momentum_buffer"].zero_()
+
+
+@torch.no_grad()
 def predict_logits(model: nn.Module, data: TensorData, crop: int, batch_size: int) -> np.ndarray:
     """Logits (N, A) float32 of a split at the centre crop, in data order."""
     model.eval()
@@ -147,7 +165,7 @@ def predict_logits(model: nn.Module, data: TensorData, crop: int, batch_size: in
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
         x, _ = data.batch(idx)
-        x = augment.to_float(augment.center_crop(x, crop))
+        x = augment.to_float(data.mark(augment.center_crop(x, crop), idx))
         if data.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(data.device):
@@ -175,7 +193,7 @@ def training_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Randomly cropped, flipped, normalised float images and labels of the samples ``idx``, on the device."""
     x, y = data.batch(idx)
-    return augment.to_float(augment.random_crop_flip(x, crop, padding, flip, generator)), y
+    return augment.to_float(data.mark(augment.random_crop_flip(x, crop, padding, flip, generator), idx)), y
 
 
 def train_step(
@@ -305,7 +323,7 @@ def fit(
             if retries_left > 0 and resume_path and resume_path.exists():
                 retries_left -= 1
                 lr_scale *= spec.get("retry_lr_factor", 0.1)
-                saved = torch.load(resume_path, map_location=device, weights_only=False)
+                saved = load_torch(resume_path, device)
                 model.load_state_dict(saved["model"])
                 optimizer.load_state_dict(saved["optimizer"])
                 state = saved["state"]
@@ -314,6 +332,8 @@ def fit(
                 continue
             raise NonFiniteLossError(message + "; lower the learning rate or allow retries (train.max_nonfinite_retries)")
 
+        if spec["optimizer"].get("reset_momentum", False):
+            reset_momentum(optimizer)
         val_logits = predict_logits(model, valid, spec["crop_size"], spec["eval_batch_size"])
         val_loss, val_acc = validation_scores(val_logits, valid_labels)
         sparsity = measured_sparsity(model)["global"]
@@ -370,7 +390,13 @@ def _load_resume(path: Path | None, fingerprint, device: torch.device, log: Call
     if path is None or not path.exists():
         return None
     try:
-        saved = torch.load(path, map_location=device, weights_only=False)
+        saved = load_torch(path, device)
+    except RefusedFileError:
+        log(
+            f"ignoring resume state {path}: it contains objects other than tensors and plain data and was refused; "
+            "starting from epoch 0"
+        )
+        return None
     except Exception as exc:  # a damaged resume state only costs the epochs it held
         log(f"ignoring unreadable resume state {path} ({exc}); starting from epoch 0")
         return None
@@ -389,7 +415,12 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, attributes
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found; rerun the job that makes it")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = load_torch(path, "cpu")
+    except RefusedFileError:
+        raise ValueError(
+            f"{path}: refused checkpoint: it contains objects other than tensors and plain data (loading it could "
+            "run code); delete it and rerun the job that makes it"
+        ) from None
     except Exception as exc:  # truncated, not a torch file, ...: say which file, not where torch failed
         raise ValueError(f"{path}: unreadable checkpoint ({exc}); delete it and rerun the job that makes it") from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != CHECKPOINT_FORMAT:

@@ -69,3 +69,4 @@ rule figures:
         f"{RESULTS}/logs/figures.log",
     shell:
         "{CLI} figures --summary {input.summary} --metrics {input.metrics} --out-dir {params.out_dir} > {log} 2>&1"
+

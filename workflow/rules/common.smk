@@ -88,12 +88,17 @@ def runs(grid=GRID):
     return out
 
 
+EXPERIMENT_DATASETS = config["experiments"].get("datasets") or GRID["datasets"]
+
+
 def model_dirs():
-    """Every model of every task, each task with its own grid (experiments.*.grid)."""
+    """Every model of every task, each task with its own grid (experiments.*.grid); the
+    experiments only on their data sets (experiments.datasets)."""
     return [
         f"{dataset}/{task}/{arch}/{run}"
         for dataset in GRID["datasets"]
         for task in TASKS
+        if task == "joint" or dataset in EXPERIMENT_DATASETS
         for grid in [task_grid(config, task)]
         for arch in grid["archs"]
         for run in runs(grid)

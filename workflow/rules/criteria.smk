@@ -113,3 +113,68 @@ def criteria_figure_files():
     if not criteria_groups():
         return []
     return [f"{RESULTS}/figures/{name}.{ext}" for name in FIGURES for ext in ("png", "svg")]
+
+
+# Support-stable changes vs dense with paired bootstrap CIs, and how converged each model is
+# (prunebias.effects), over the (dataset, task, arch) groups that have pruned models.
+def effects_models():
+    return [m for m in model_dirs() if any(m.startswith(f"{g}/") for g in criteria_groups())]
+
+
+def train_log(model):
+    return f"{RESULTS}/models/{model}/train_log.parquet"
+
+
+rule effects:
+    input:
+        index=expand(f"{RESULTS}/data/{{dataset}}/index.parquet", dataset=GRID["datasets"]),
+        valid=[f"{RESULTS}/predictions/{m}/valid.parquet" for m in effects_models()],
+        test=[f"{RESULTS}/predictions/{m}/test.parquet" for m in effects_models()],
+        logs=[train_log(m) for m in effects_models()],
+        code=[module("effects"), module("figures_effects"), module("metrics"), module("figures")],
+    output:
+        effects=f"{RESULTS}/tables/effects.parquet",
+        convergence=f"{RESULTS}/tables/convergence.parquet",
+        png=report(f"{RESULTS}/figures/effects.png", category="Metrics vs sparsity", caption="../../reports/captions/effects.rst"),
+        svg=f"{RESULTS}/figures/effects.svg",
+    params:
+        settings=as_json(ANALYSIS),
+        index=[f"{d}={RESULTS}/data/{d}/index.parquet" for d in GRID["datasets"]],
+        stem=f"{RESULTS}/figures/effects",
+    log:
+        f"{RESULTS}/logs/effects.log",
+    shell:
+        "{CLI} effects --index {params.index} --valid {input.valid} --test {input.test} --logs {input.logs}"
+        " --settings {params.settings:q} --out-effects {output.effects} --out-convergence {output.convergence}"
+        " --out-figure {params.stem} > {log} 2>&1"
+
+
+def synthetic_datasets():
+    return [d for d in GRID["datasets"] if config["datasets"][d]["source"] == "synthetic"]
+
+
+# The synthetic benchmark's design as measured numbers (prevalence per group, cue strength).
+rule design:
+    input:
+        unpack(data_files),
+        code=[workflow.source_path("../../src/prunebias/data/synthetic_design.py"),
+              workflow.source_path("../../src/prunebias/data/synthetic.py")],
+    output:
+        f"{RESULTS}/tables/design/{{dataset}}.parquet",
+    params:
+        config=lambda w: as_json(config["datasets"][w.dataset]),
+        data=lambda w: data_dir(w.dataset),
+    log:
+        f"{RESULTS}/logs/design/{{dataset}}.log",
+    shell:
+        "{CLI} design --data {params.data} --config {params.config:q} --out {output} > {log} 2>&1"
+
+
+def effects_outputs():
+    if not effects_models():
+        return []
+    return [f"{RESULTS}/tables/effects.parquet", f"{RESULTS}/tables/convergence.parquet"]
+
+
+def design_outputs():
+    return [f"{RESULTS}/tables/design/{d}.parquet" for d in synthetic_datasets()]

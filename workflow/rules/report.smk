@@ -17,6 +17,7 @@ def report_figures():
     from prunebias.figures import FIGURES
 
     main = [f"{RESULTS}/figures/{name}.svg" for name in FIGURES]
+    main += [f"{RESULTS}/figures/effects.svg"] if effects_outputs() else []
     main += [f for f in criteria_figure_files() if f.endswith(".svg")]
     return main + [f for f in experiment_outputs() if f.startswith(f"{RESULTS}/figures/") and f.endswith(".svg")]
 
@@ -42,7 +43,8 @@ rule audit_report:
     input:
         metrics=f"{RESULTS}/tables/metrics.parquet",
         groups=f"{RESULTS}/tables/group_gaps.tsv",
-        criteria=criteria_outputs(),  # none without pruned models: the report then says so
+        criteria=criteria_outputs() + effects_outputs(),  # none without pruned models: the report then says so
+        design=design_outputs(),
         figures=report_figures(),
         predictions=[f"{RESULTS}/predictions/{m}/test.parquet" for m in model_dirs()],
         index=expand(f"{RESULTS}/data/{{dataset}}/index.parquet", dataset=GRID["datasets"]),
@@ -68,7 +70,7 @@ rule audit_report:
         "{CLI} report --out {output} --metrics {input.metrics} --groups {input.groups}"
         " --criteria {input.criteria} --figures {input.figures} --predictions {input.predictions}"
         " --data {params.data} --benchmarks {params.benchmarks} --captions {params.captions:q}"
-        " --template {input.template:q} --settings {params.settings:q} > {log} 2>&1"
+        " --template {input.template:q} --settings {params.settings:q} --design {input.design} > {log} 2>&1"
 
 
 # Snakemake's provenance report after every successful run that did something. Not through

@@ -1,0 +1,94 @@
+"""Does a finished run show the study's shape? One line per check, from a results directory's tables.
+
+Reads ``tables/metrics.parquet``, ``tables/effects.parquet``, ``tables/convergence.parquet`` and
+``tables/criteria/headline.parquet`` of each results directory given and prints, per data set
+of the joint task (default threshold, the method's highest sparsity unless stated):
+
+- mean accuracy (over attributes and seeds) of dense and each sparsity, and the drop in points;
+- information kept by the highest-sparsity models;
+- ΔBA per identity on the stable pairs with its 95 % paired bootstrap CI (pairs, collapsed);
+- Δ uncertainty, Δ interdependence, Δ identity dependence at each sparsity, with CIs;
+- ROC-AUC of dense uncertainty for the CIEs at the highest sparsity.
+
+    .venv/bin/python benchmarks/validity.py results [results/generator-seed1 ...]
+
+Nothing here is a test: it reports what came out, matching the study or not.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def accuracy_lines(metrics: pd.DataFrame) -> list[str]:
+    acc = metrics[(metrics["metric"] == "accuracy") & (metrics["threshold"] == "default") & (metrics["task"] == "joint")]
+    per_model = acc.groupby(["dataset", "method", "sparsity", "seed"])["value"].mean()
+    curve = per_model.groupby(["dataset", "method", "sparsity"]).mean()
+    lines = []
+    for dataset in curve.index.get_level_values(0).unique():
+        part = curve.loc[dataset]
+        dense = part.loc[("dense", 0.0)]
+        steps = ", ".join(
+            f"{100 * s:g} %: {100 * v:.1f} ({100 * (v - dense):+.1f})" for (m, s), v in part.items() if m != "dense"
+        )
+        lines.append(f"{dataset}: accuracy dense {100 * dense:.1f} %; {steps}")
+    return lines
+
+
+def effect_lines(effects: pd.DataFrame) -> list[str]:
+    rows = effects[(effects["threshold"] == "default") & (effects["task"] == "joint")]
+    lines = []
+    for (dataset, method), part in rows.groupby(["dataset", "method"]):
+        top = part["sparsity"].max()
+        for _, r in part[(part["statistic"] == "bias_amplification") & (part["sparsity"] == top)].iterrows():
+            lines.append(
+                f"{dataset} {method} {100 * top:g} %: dBA[{r['identity']}] {r['delta']:+.4f} "
+                f"CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] ({r['pairs']} stable pairs, {r['collapsed']} collapsed)"
+            )
+        for statistic in ("uncertainty", "interdependence", "identity_dependence"):
+            cells = [
+                f"{100 * r['sparsity']:g} %: {r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+                for _, r in part[part["statistic"] == statistic].sort_values("sparsity").iterrows()
+            ]
+            dense = part.loc[part["statistic"] == statistic, "dense"].iloc[0]
+            lines.append(f"{dataset} {method}: d{statistic} (dense {dense:.3f}) " + "; ".join(cells))
+    return lines
+
+
+def convergence_lines(convergence: pd.DataFrame) -> list[str]:
+    conv = convergence[(convergence["task"] == "joint") & (convergence["method"] != "dense")]
+    g = conv.groupby(["dataset", "method", "sparsity"]).agg(kept=("information_kept", "mean"), falling=("still_falling", "sum"))
+    return [
+        f"{d} {m} {100 * s:g} %: information kept {100 * r['kept']:.0f} %, still falling in {int(r['falling'])} model(s)"
+        for (d, m, s), r in g.iterrows()
+    ]
+
+
+def cie_lines(headline: pd.DataFrame) -> list[str]:
+    rows = headline[(headline["target"] == "cie") & (headline["score"] == "uncertainty")]
+    rows = rows.drop_duplicates(["dataset", "method", "sparsity"])
+    return [
+        f"{r['dataset']} {r['method']} {100 * r['sparsity']:g} %: dense uncertainty finds CIEs with ROC-AUC {r['auc']:.3f} "
+        f"[{r['auc_low']:.3f}, {r['auc_high']:.3f}]"
+        for _, r in rows.sort_values(["dataset", "method", "sparsity"]).iterrows()
+    ]
+
+
+def main(dirs: list[str]) -> None:
+    for d in map(Path, dirs):
+        t = d / "tables"
+        print(f"== {d}")
+        for line in (
+            accuracy_lines(pd.read_parquet(t / "metrics.parquet"))
+            + convergence_lines(pd.read_parquet(t / "convergence.parquet"))
+            + effect_lines(pd.read_parquet(t / "effects.parquet"))
+            + cie_lines(pd.read_parquet(t / "criteria" / "headline.parquet"))
+        ):
+            print("  " + line)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["results"])

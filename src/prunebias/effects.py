@@ -1,0 +1,253 @@
+"""What pruning changed, with confidence intervals, on a support that does not move.
+
+The study's curves average BA over the (identity, attribute) pairs where it is defined, but
+which pairs are defined changes with sparsity: an attribute a sparse model never predicts
+drops out of the mean. Here every curve (one pruning method over its sparsities) uses the
+*stable* pairs, those defined for every model of the curve (dense models included), and
+counts the pairs that collapsed beside them.
+
+For each sparse setting (method, sparsity) and each statistic,
+
+- ``bias_amplification`` per identity: the mean BA over the identity's stable pairs;
+- ``uncertainty``: the mean over attributes of the share of 0.1 < p < 0.9;
+- ``interdependence``: the mean over attributes of the R² of ŷ_j on the other ŷ;
+- ``identity_dependence``: the mean over non-identity attributes of the R² of ŷ_j on the
+  true identity labels (:func:`prunebias.metrics.identity_dependence`),
+
+the change against the dense model of the same seed, averaged over seeds, with a paired
+bootstrap 95 % interval: each replicate draws the test samples with replacement (the same
+draw for the dense and the sparse models, hence *paired*) and, when there are several, the
+seeds with replacement, and averages the dense-vs-sparse differences of the drawn seeds.
+Thresholds are fixed (default: z > 0; calibrated: set on the full validation split).
+
+:func:`information_kept` says how much of what the dense model learned a sparse one keeps:
+``(BCE_prior − BCE_model) / (BCE_prior − BCE_dense)`` on the validation split, the prior
+predicting each attribute's training prevalence.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, log_expit
+
+from prunebias import metrics
+
+STATISTICS = ("bias_amplification", "uncertainty", "interdependence", "identity_dependence")
+EFFECT_COLUMNS = [
+    "threshold", "method", "sparsity", "statistic", "identity", "pairs", "collapsed", "seeds",
+    "dense", "value", "delta", "ci_low", "ci_high",
+]
+
+
+def model_statistics(
+    preds: np.ndarray,
+    uncertain: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    conditionals: tuple[np.ndarray, np.ndarray],
+    weights: np.ndarray,
+    *,
+    attributes: Sequence[str],
+    identities: Sequence[str],
+    min_positives: int,
+    min_relative_gap: float,
+) -> dict[str, np.ndarray]:
+    """Per-model statistics of M models under B resamplings of one test split.
+
+    ``preds`` (M, n, A) bool predictions, ``uncertain`` (M, n, A) bool (0.1 < p < 0.9),
+    ``weights`` (B, n) integer counts of each test sample in each resampling (all ones: the
+    sample itself). Returns ``ba`` (B, M, G, A), and ``uncertainty``, ``interdependence`` and
+    ``identity_dependence`` (B, M), each a mean over attributes.
+    """
+    targets = np.array([a not in set(identities) for a in attributes])
+    ba, inter = [], []
+    for w in weights:
+        idx = np.repeat(np.arange(len(w)), w)
+        ba.append(metrics.bias_amplification_batch(
+            preds[:, idx], labels[idx], groups[idx], conditionals, attributes=attributes, identities=identities,
+            min_positives=min_positives, min_relative_gap=min_relative_gap,
+        ))
+        inter.append([_nanmean(metrics.interdependence(p[idx])) for p in preds])
+    ident = np.stack([
+        _nanmean(metrics.identity_dependence(p, groups, attributes=attributes, identities=identities, weights=weights)[:, targets], axis=-1)
+        for p in preds
+    ], axis=1)
+    unc = np.einsum("bn,mna->bm", weights.astype(np.float64), uncertain.astype(np.float64))
+    unc /= weights.sum(axis=1, keepdims=True) * preds.shape[2]
+    return {"ba": np.stack(ba), "uncertainty": unc, "interdependence": np.array(inter), "identity_dependence": ident}
+
+
+def _nanmean(values, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are NaN, as meant
+        return np.nanmean(values, axis=axis)
+
+
+def stable_pairs(ba: np.ndarray) -> np.ndarray:
+    """(G, A) mask of the pairs whose BA is defined in every model of ``ba`` (M, G, A)."""
+    return np.isfinite(ba).all(axis=0)
+
+
+def _mean_ba(ba: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean BA per identity over the pairs in ``mask``: (..., G, A) -> (..., G); NaN without pairs."""
+    return _nanmean(np.where(mask, ba, np.nan), axis=-1)
+
+
+def paired_effects(
+    models: pd.DataFrame,
+    preds: np.ndarray,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    conditionals: tuple[np.ndarray, np.ndarray],
+    *,
+    attributes: Sequence[str],
+    identities: Sequence[str],
+    uncertainty_band: tuple[float, float] = (0.1, 0.9),
+    min_positives: int = 10,
+    min_relative_gap: float = 0.1,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Changes of every statistic against dense, with paired bootstrap intervals (see module doc).
+
+    Parameters
+    ----------
+    models : DataFrame
+        One row per model, in the order of ``preds``: ``method``, ``sparsity``, ``seed``;
+        every seed has one ``dense`` model.
+    preds : bool array (M, n, A)
+        Test predictions of each model at one threshold kind.
+    probs : float array (M, n, A)
+        Test probabilities (for the uncertainty band).
+    labels, groups : bool arrays (n, A) and (n, G)
+        Test labels and true identity labels.
+    conditionals : (p1, p0)
+        :func:`prunebias.metrics.train_conditionals` of the training split.
+
+    Returns
+    -------
+    DataFrame with columns :data:`EFFECT_COLUMNS` minus ``threshold``: one row per sparse
+    (method, sparsity), statistic and identity ("all" for the non-BA statistics).
+    ``pairs``: stable pairs (BA) or attributes averaged; ``collapsed``: pairs defined for
+    every dense model but not for every model of the curve.
+    """
+    models = models.reset_index(drop=True)
+    if len(models) != len(preds) or preds.shape != probs.shape:
+        raise ValueError(f"models ({len(models)}), preds {preds.shape} and probs {probs.shape} do not match")
+    seeds = sorted(models["seed"].unique())
+    dense_of = {}
+    for s in seeds:
+        rows = models.index[(models["method"] == "dense") & (models["seed"] == s)]
+        if len(rows) != 1:
+            raise ValueError(f"seed {s} needs exactly one dense model, found {len(rows)}")
+        dense_of[s] = int(rows[0])
+    low, high = metrics.check_band(uncertainty_band, "uncertainty_band")
+    uncertain = (probs > low) & (probs < high)
+    kw = dict(attributes=attributes, identities=identities, min_positives=min_positives, min_relative_gap=min_relative_gap)
+    n = labels.shape[0]
+    full = {k: v[0] for k, v in model_statistics(preds, uncertain, labels, groups, conditionals, np.ones((1, n), int), **kw).items()}
+    rng = np.random.default_rng(seed)
+    weights = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
+    seed_draws = np.stack([rng.choice(seeds, len(seeds)) for _ in range(n_bootstrap)])  # (B, n_seeds)
+    draws = model_statistics(preds, uncertain, labels, groups, conditionals, weights, **kw)  # (B, M, ...)
+
+    dense_rows = [dense_of[s] for s in seeds]
+    dense_defined = stable_pairs(full["ba"][dense_rows])
+    tail = (1 - level) / 2
+    out = []
+    for method in [m for m in dict.fromkeys(models["method"]) if m != "dense"]:
+        curve = models.index[models["method"] == method].tolist()
+        stable = stable_pairs(full["ba"][dense_rows + curve])
+        collapsed = (dense_defined & ~stable).sum(axis=1)
+        for sparsity in sorted(models.loc[curve, "sparsity"].unique()):
+            sparse_of = {int(models.at[i, "seed"]): i for i in curve if models.at[i, "sparsity"] == sparsity}
+            if set(sparse_of) != set(seeds):
+                raise ValueError(f"{method} at sparsity {sparsity} lacks seeds {sorted(set(seeds) - set(sparse_of))}")
+            for statistic in STATISTICS:
+                key = "ba" if statistic == "bias_amplification" else statistic
+
+                def per_model(values, rows):
+                    return _mean_ba(values[..., rows, :, :], stable) if key == "ba" else values[..., rows]
+
+                dense_full = per_model(full[key], [dense_of[s] for s in seeds])  # (S,) or (S, G)
+                sparse_full = per_model(full[key], [sparse_of[s] for s in seeds])
+                # Replicates: the drawn seeds' differences, averaged.
+                pick_dense = np.vectorize(dense_of.get)(seed_draws)
+                pick_sparse = np.vectorize(sparse_of.get)(seed_draws)
+                rep = draws[key]
+                b = np.arange(len(rep))[:, None]
+                diff = per_model(rep, slice(None))[b, pick_sparse] - per_model(rep, slice(None))[b, pick_dense]
+                diff = diff.mean(axis=1)  # (B,) or (B, G)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    ci = np.nanquantile(diff, [tail, 1 - tail], axis=0)
+                names = list(identities) if key == "ba" else ["all"]
+                pairs = stable.sum(axis=1) if key == "ba" else np.array([_n_averaged(statistic, attributes, identities)])
+                for i, name in enumerate(names):
+                    sl = (slice(None), i) if key == "ba" else (slice(None),)
+                    out.append({
+                        "method": method, "sparsity": float(sparsity), "statistic": statistic, "identity": name,
+                        "pairs": int(pairs[i]), "collapsed": int(collapsed[i]) if key == "ba" else 0,
+                        "seeds": len(seeds), "dense": float(np.mean(dense_full[sl])),
+                        "value": float(np.mean(sparse_full[sl])),
+                        "delta": float(np.mean(sparse_full[sl] - dense_full[sl])),
+                        "ci_low": float(np.atleast_1d(ci[0])[i]), "ci_high": float(np.atleast_1d(ci[1])[i]),
+                    })
+    return pd.DataFrame(out, columns=[c for c in EFFECT_COLUMNS if c != "threshold"])
+
+
+def _n_averaged(statistic: str, attributes: Sequence[str], identities: Sequence[str]) -> int:
+    if statistic == "identity_dependence":
+        return sum(a not in set(identities) for a in attributes)
+    return len(attributes)
+
+
+#: A training loss that fell by more than this share over the last two epochs is "still falling".
+STILL_FALLING = 0.01
+
+
+def training_trend(logs: Sequence[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
+    """Per model, from its per-epoch training log and the log's metadata: epochs run, the selected
+    epoch, the final training loss and its relative drop over the last two epochs, and whether
+    that drop exceeds :data:`STILL_FALLING` (the run ended before converging)."""
+    rows = []
+    for history, meta in logs:
+        loss = history.sort_values("epoch")["train_loss"].to_numpy()
+        drop = (loss[-3] - loss[-1]) / loss[-3] if len(loss) >= 3 else float("nan")
+        rows.append({
+            "dataset": meta["dataset"], "task": meta["task"], "arch": meta["arch"], "method": meta["method"],
+            "sparsity": float(meta["target_sparsity"]), "seed": int(meta["seed"]), "epochs": len(loss),
+            "selected_epoch": int(meta["selected_epoch"]), "final_train_loss": float(loss[-1]),
+            "loss_drop_last_epochs": float(drop), "still_falling": bool(drop > STILL_FALLING),
+        })
+    return pd.DataFrame(rows)
+
+
+def mean_bce(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean binary cross-entropy over samples and attributes of logits against bool labels."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    return float(-np.where(y, log_expit(z), log_expit(-z)).mean())
+
+
+def prior_bce(train_labels: np.ndarray, labels: np.ndarray) -> float:
+    """BCE of predicting each attribute's training prevalence (clipped away from 0 and 1) for ``labels``."""
+    prevalence = np.clip(np.asarray(train_labels, dtype=bool).mean(axis=0), 1e-6, 1 - 1e-6)
+    return mean_bce(np.broadcast_to(np.log(prevalence / (1 - prevalence)), labels.shape), labels)
+
+
+def information_kept(bce_model: float, bce_dense: float, bce_prior: float) -> float:
+    """Share of the dense model's gain over the prior that a model keeps: 1 = all, 0 = prior-level."""
+    gain = bce_prior - bce_dense
+    return float((bce_prior - bce_model) / gain) if gain > 0 else float("nan")
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Sigmoid of logits (float64)."""
+    return expit(np.asarray(logits, dtype=np.float64))

@@ -1,0 +1,5 @@
+"""Errors a user can cause or fix, shared by the stages (importable without torch)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
