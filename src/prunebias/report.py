@@ -681,7 +681,8 @@ def design_table(design: Mapping[str, pd.DataFrame], identities: Sequence[str]) 
         }
         out.append({"name": name, "table": frame_table(frame, columns, note=(
             "Prevalence on the training split, overall and per identity group. Cue: how much the image changes when "
-            "this attribute alone is flipped (same face otherwise). Probe: test ROC-AUC of a logistic regression on "
+            "this attribute alone is flipped (same face otherwise, mean over 500 faces). Probe: test ROC-AUC of a linear "
+            "(ridge) probe on "
             "the raw pixels, which also sees correlated cues (identity included)."))})
     return out
 
