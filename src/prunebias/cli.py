@@ -243,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     from prunebias.errors import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
+    from prunebias.io import DiskFullError  # after parsing: --help needs no pandas import
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as exc:
+    except (ValueError, FileNotFoundError, NonFiniteLossError, DiskFullError) as exc:
         # A user-facing error: one clear message, no traceback.
         print(f"prunebias {args.command}: error: {exc}", file=sys.stderr)
         return 1

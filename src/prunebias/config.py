@@ -9,6 +9,7 @@ Every message names the key and says how to fix it.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 
@@ -54,11 +55,25 @@ def _unknown(value: Any, node: dict, root: dict, path: str) -> list[str]:
 
 
 def schema_errors(config: Any, schema: dict) -> list[str]:
-    """Schema violations as ``dotted.key: problem`` lines (types, ranges, enums, duplicates, empty lists)."""
+    """Schema violations as ``dotted.key: problem`` lines (types, ranges, enums, duplicates, empty lists, NaN/inf)."""
     from jsonschema import Draft202012Validator
 
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{'.'.join(str(p) for p in e.absolute_path) or '<config>'}: {e.message}" for e in errors]
+    messages = [f"{'.'.join(str(p) for p in e.absolute_path) or '<config>'}: {e.message}" for e in errors]
+    # JSON Schema ranges let NaN through (every comparison with NaN is false): refuse .nan/.inf anywhere.
+    return messages + [f"{where}: {value} is not a finite number" for where, value in _non_finite(config, "")]
+
+
+def _non_finite(value: Any, path: str) -> list[tuple[str, float]]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(path or "<config>", value)]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return []
+    return [hit for key, sub in items for hit in _non_finite(sub, f"{path}.{key}" if path else str(key))]
 
 
 def check_config(config: dict, schema: dict) -> None:

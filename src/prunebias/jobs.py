@@ -7,6 +7,7 @@ and tests without Snakemake.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -223,14 +224,21 @@ def model_metrics(
     index = store.load_index(data_dir)
     valid, _ = read_predictions(valid_path)
     test, meta = read_predictions(test_path)
-    table = metrics.model_metrics(
-        index, valid, test, settings["identities"],
-        min_positives=settings["ba_min_positives"],
-        min_relative_gap=settings["ba_min_relative_gap"],
-        uncertainty_band=tuple(settings["uncertainty_band"]),
-        ece_bins=settings["ece_bins"],
-    )
-    task = tasks.parse_task(meta["task"])
+    try:
+        table = metrics.model_metrics(
+            index, valid, test, settings["identities"],
+            min_positives=settings["ba_min_positives"],
+            min_relative_gap=settings["ba_min_relative_gap"],
+            uncertainty_band=tuple(settings["uncertainty_band"]),
+            ece_bins=settings["ece_bins"],
+        )
+        task = tasks.parse_task(meta["task"])
+    except ValueError as exc:  # name the file(s) the problem is in
+        msg = str(exc)
+        which = re.match(r"(valid|test) (has|must|logit)", msg)
+        files = {"valid": valid_path, "test": test_path}
+        where = files[which[1]] if which else f"{valid_path}, {test_path}"
+        raise ValueError(f"{where}: {msg}") from None
     if task.kind == "backdoor":
         from prunebias import backdoor
 

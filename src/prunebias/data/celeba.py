@@ -14,6 +14,7 @@ evaluation its centre crop (SPEC: resize to 256, crop 224).
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
 import time
@@ -55,23 +56,78 @@ def check_layout(root: str | os.PathLike) -> Path:
     return root
 
 
+def _show(text: str, limit: int = 60) -> str:
+    """``repr`` of a value from a file, shortened: a damaged file can hold megabyte-long "fields"."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a CelebA text file (LF, CRLF or CR endings; an optional UTF-8 byte-order mark).
+
+    Raises :class:`CelebAError` naming the file and line if it is not ASCII/UTF-8 text or
+    holds NUL bytes (a damaged download, or a UTF-16 file).
+    """
+    data = path.read_bytes()
+    fix = "re-download it, or save it as plain text (ASCII or UTF-8)"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise CelebAError(f"{path}: the file is UTF-16 encoded, not ASCII/UTF-8 text; {fix}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CelebAError(
+            f"{path}, line {line}: not ASCII/UTF-8 text (byte 0x{data[exc.start]:02x}); {fix}"
+        ) from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    for k, line in enumerate(lines, start=1):
+        if "\x00" in line:
+            raise CelebAError(f"{path}, line {k}: contains a NUL byte (a damaged file, or UTF-16 text); {fix}")
+    return lines
+
+
+def _check_file_names(path: Path, names: list[str], line_no: list[int]) -> None:
+    """Image names must be plain, distinct file names (no folders: nothing outside the image folder is read)."""
+    for name, k in zip(names, line_no):
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise CelebAError(f"{path}, line {k}: {_show(name)} is not a plain image file name")
+    seen: dict[str, int] = {}
+    for name, k in zip(names, line_no):
+        if name in seen:
+            raise CelebAError(f"{path}, line {k}: image {_show(name)} is listed twice (first on line {seen[name]})")
+        seen[name] = k
+
+
+RESERVED_COLUMNS = ("id", "split", "source")  # the index's own columns (prunebias.data.store)
+
+
 def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
     """Parse ``list_attr_celeba.txt`` into a DataFrame: ``id`` then one bool column per attribute.
 
-    Fields may be separated by any run of spaces. Raises :class:`CelebAError` with the line
-    number on a wrong column count or a value other than -1/1.
+    Fields may be separated by any run of spaces; lines may end in LF or CRLF. Raises
+    :class:`CelebAError` with the line number on text that is not ASCII/UTF-8, a wrong
+    column count, a value other than -1/1, a repeated attribute or image name.
     """
     path = Path(path)
-    lines = path.read_text().splitlines()
+    lines = _read_lines(path)
     if len(lines) < 3:
         raise CelebAError(f"{path}: expected a count line, a names line and data lines; got {len(lines)} lines")
     try:
         count = int(lines[0].strip())
     except ValueError:
-        raise CelebAError(f"{path}, line 1: expected the number of images, got {lines[0]!r}") from None
+        raise CelebAError(f"{path}, line 1: expected the number of images, got {_show(lines[0])}") from None
     names = lines[1].split()
+    if not names:
+        raise CelebAError(f"{path}, line 2: expected the attribute names, got {_show(lines[1])}")
+    for j, name in enumerate(names):
+        if name in names[:j] or name in RESERVED_COLUMNS:
+            what = "is listed twice" if name in names[:j] else "is a reserved column name"
+            raise CelebAError(f"{path}, line 2: attribute name {_show(name)} {what}")
     # Blank lines are skipped, so keep each row's own line number for the messages.
     numbered = [(k, line.split()) for k, line in enumerate(lines[2:], start=3) if line.strip()]
+    if not numbered:
+        raise CelebAError(f"{path}: no data lines after the names line")
     line_no = [k for k, _ in numbered]
     rows = [r for _, r in numbered]
     widths = np.fromiter((len(r) for r in rows), dtype=int, count=len(rows))
@@ -83,15 +139,17 @@ def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
             f"got {widths[i]}"
         )
     if count != len(rows):
-        raise CelebAError(f"{path}, line 1: says {count} images but the file lists {len(rows)}")
+        said = str(count) if abs(count) < 10**20 else f"a {len(str(abs(count)))}-digit number of"
+        raise CelebAError(f"{path}, line 1: says {said} images but the file lists {len(rows)}")
     table = np.array(rows, dtype=object)
     values = table[:, 1:]
     valid = (values == "1") | (values == "-1")
     if not valid.all():
         i, j = np.argwhere(~valid)[0]
         raise CelebAError(
-            f"{path}, line {line_no[i]}: attribute {names[j]!r} is {values[i, j]!r}; values must be -1 or 1"
+            f"{path}, line {line_no[i]}: attribute {names[j]!r} is {_show(values[i, j])}; values must be -1 or 1"
         )
+    _check_file_names(path, list(table[:, 0]), line_no)
     frame = pd.DataFrame(values == "1", columns=names)
     frame.insert(0, "id", table[:, 0].astype(str))
     return frame
@@ -100,15 +158,21 @@ def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
 def read_partition(path: str | os.PathLike, ids: pd.Series) -> pd.Series:
     """Parse ``list_eval_partition.txt``; return the split name per id, aligned with ``ids``.
 
-    Raises :class:`CelebAError` if the file's image list disagrees with the attribute file's.
+    Raises :class:`CelebAError` naming the line on a malformed line, and if the file's image
+    list disagrees with the attribute file's.
     """
     path = Path(path)
-    part = pd.read_csv(path, sep=r"\s+", header=None, names=["id", "code"], dtype={"id": str}, engine="python")
-    bad_code = ~part["code"].isin(list(SPLIT_CODES))
-    if bad_code.any():
-        i = int(np.flatnonzero(bad_code)[0])
-        raise CelebAError(f"{path}, line {i + 1}: split code {str(part['code'].iloc[i])!r}; must be 0, 1 or 2")
-    part = part.set_index("id")["code"]
+    numbered = [(k, line.split()) for k, line in enumerate(_read_lines(path), start=1) if line.strip()]
+    if not numbered:
+        raise CelebAError(f"{path}: empty; expected one 'file split' line per image")
+    codes = {str(c): c for c in SPLIT_CODES}
+    for k, fields in numbered:
+        if len(fields) != 2:
+            raise CelebAError(f"{path}, line {k}: expected 2 fields (file name, split code), got {len(fields)}")
+        if fields[1] not in codes:
+            raise CelebAError(f"{path}, line {k}: split code {_show(fields[1])}; must be 0, 1 or 2")
+    _check_file_names(path, [f[0] for _, f in numbered], [k for k, _ in numbered])
+    part = pd.Series([codes[f[1]] for _, f in numbered], index=[f[0] for _, f in numbered], name="code")
     only_attr = ids[~ids.isin(part.index)]
     only_part = part.index[~part.index.isin(ids)]
     if len(only_attr) or len(only_part):

@@ -32,9 +32,10 @@ Each sample is drawn in two steps: its *true* attributes, then an RGB image rend
    own probability (``noise`` column, times ``label_noise_scale``), like CelebA's noisy
    annotations. Images are always drawn from the true attributes.
 
-The *decoupled twin* (``decoupled=True``) draws every target from an independent shadow copy
-of the identities (:func:`sample_attributes`): same renderer, cues, prevalences and couplings
-among targets, no coupling to the identities shown. It is the negative control.
+The *decoupled twin* (``decoupled=True``) takes its identity labels from an independent draw,
+each shuffled on its own (:func:`sample_attributes`): same renderer, cues, prevalences and
+couplings among targets, no coupling to the identities shown (nor among the identities). It
+is the negative control.
 
 Everything is drawn from one ``numpy.random.Generator`` seeded by ``seed``: the same
 arguments give the same bytes.
@@ -125,25 +126,20 @@ _CHUNK = 1024  # images rendered at once: bounds memory at large sizes
 def sample_attributes(n: int, rng: np.random.Generator, decoupled: bool = False) -> dict[str, np.ndarray]:
     """Draw the true attributes of ``n`` samples (bool arrays, latent ``_beard`` included).
 
-    With ``decoupled`` (the negative-control twin), every non-identity attribute depends on
-    an independent *shadow* draw of the identity attributes instead of the sample's own: each
-    target keeps its prevalence and its couplings to other targets, but is independent of
-    the identities the image shows.
+    With ``decoupled`` (the negative-control twin), the identity columns are replaced by those
+    of a second, independent draw, each shuffled on its own: every attribute keeps its
+    prevalence and the targets keep their couplings among themselves, but no target depends
+    on the identities the image shows, and the identities are independent of each other.
     """
+    if decoupled:
+        drawn, other = sample_attributes(n, rng), sample_attributes(n, rng)
+        return drawn | {g: rng.permutation(other[g]) for g in IDENTITY_ATTRIBUTES}
     drawn: dict[str, np.ndarray] = {}
-    shadow: dict[str, np.ndarray] = {}
     for name, model in ATTRIBUTE_MODEL.items():
-        is_identity = name in IDENTITY_ATTRIBUTES
-        source = shadow if decoupled and not is_identity else drawn
         logit = np.full(n, model.base)
         for parent, weight in model.parents.items():
-            logit += weight * (source if parent in IDENTITY_ATTRIBUTES else drawn)[parent]
+            logit += weight * drawn[parent]
         drawn[name] = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
-        if decoupled and is_identity:
-            shadow_logit = np.full(n, model.base)
-            for parent, weight in model.parents.items():
-                shadow_logit += weight * shadow[parent]
-            shadow[name] = rng.random(n) < 1.0 / (1.0 + np.exp(-shadow_logit))
     drawn["No_Beard"] = ~(drawn["_beard"] | drawn["Goatee"])
     return drawn
 

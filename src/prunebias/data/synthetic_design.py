@@ -92,12 +92,12 @@ def design_table(
 ) -> pd.DataFrame:
     """One row per attribute: identity role, coupling, prevalence per group, cue parameter and measured strength.
 
-    ``decoupled``: the table of the negative-control twin (no target is identity-coupled).
+    ``decoupled``: the table of the negative-control twin (nothing is identity-coupled).
     """
     table = group_prevalence(index)
     is_identity = [a in synthetic.IDENTITY_ATTRIBUTES for a in table.index]
     table.insert(0, "identity", is_identity)
-    coupled = [identity_coupled(a) and (ident or not decoupled) for a, ident in zip(table.index, is_identity)]
+    coupled = [identity_coupled(a) and not decoupled for a in table.index]
     table.insert(1, "identity_coupled", coupled)
     cue = {a: m.cue for a, m in synthetic.ATTRIBUTE_MODEL.items()} | {"No_Beard": synthetic.ATTRIBUTE_MODEL["_beard"].cue}
     table["cue"] = pd.Series(cue)
