@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import os
 import re
@@ -89,6 +90,8 @@ def mutate(data: bytes, ops) -> bytes:
             k = args[0] % len(lines)
             lines[k:k + 1] = [lines[k]] * 2 if kind == "dup_line" else []
             data = b"\n".join(lines)
+        elif kind == "crlf":
+            data = data.replace(b"\n", b"\r\n")
         elif kind == "encode":
             data = data.decode("utf-8", "replace").encode(args[0], "replace")
     return data
@@ -97,7 +100,7 @@ def mutate(data: bytes, ops) -> bytes:
 def _why(exc: BaseException, path) -> str:
     """The kind of refusal, for hypothesis' statistics: the message without the path and details."""
     text = str(exc).replace(str(path), "").lstrip(":, ")
-    text = re.sub(r"line \d+", "line N", text)
+    text = re.sub(r"'[^']*'", "'…'", re.sub(r"line \d+", "line N", text))
     return " ".join(text.split()[:4])
 
 
@@ -160,7 +163,8 @@ def render(lines: list[str], header: int, lay: dict) -> bytes:
 
 
 def attribute_lines(names, ids, values) -> list[str]:
-    return [str(len(ids)), " ".join(names)] + [f"{i} " + " ".join(str(int(v)) for v in row) for i, row in zip(ids, values)]
+    rows = [f"{i} " + " ".join(str(int(v)) for v in row) for i, row in zip(ids, values)]
+    return [str(len(ids)), " ".join(names)] + rows
 
 
 def expected_attributes(names, ids, values) -> pd.DataFrame:
@@ -254,7 +258,7 @@ def mini(tmp_path_factory) -> Path:
 
 
 @fuzz(12)
-@given(which=st.sampled_from([ATTR_FILE, PARTITION_FILE]), ops=byte_mutations(2))
+@given(which=st.sampled_from([ATTR_FILE, PARTITION_FILE]), ops=st.one_of(byte_mutations(2), st.just([("crlf",)])))
 def test_prepare_on_mutated_celeba_files_leaves_no_partial_data_set(work, mini, which, ops):
     """The whole prepare job: a data set, or one CelebAError naming the file and nothing written."""
     import shutil
@@ -268,7 +272,9 @@ def test_prepare_on_mutated_celeba_files_leaves_no_partial_data_set(work, mini, 
     except CelebAError as exc:
         assert names_the_file(exc, root / which, root), exc
         assert_no_partial_output(out)
+        event(f"refused: {_why(exc, root / which)}")
         return
+    event("prepared")
     index = store.load_index(out)
     assert len(index) == len(store.load_images(out))
     assert sorted(p.name for p in out.iterdir()) == ["images.npy", "index.parquet"]
@@ -322,12 +328,15 @@ SCALARS = (
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=8) | st.sampled_from(["", "0.9", "synth", "gmp", "\x00", "é", "yes", "1e400", ".nan"])
 )
-VALUES = st.recursive(SCALARS, lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=6) | st.integers(), ch, max_size=3),
-                      max_leaves=6)
+VALUES = st.recursive(
+    SCALARS, lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=6) | st.integers(), ch, max_size=3),
+    max_leaves=6,
+)
 CONFIG_OP = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(PATHS), VALUES),
     st.tuples(st.just("delete"), st.sampled_from(PATHS)),
-    st.tuples(st.just("add_key"), st.sampled_from([()] + PATHS), st.text(min_size=1, max_size=8) | st.integers(), VALUES),
+    st.tuples(st.just("add_key"), st.sampled_from([()] + PATHS), st.text(min_size=1, max_size=8) | st.integers(),
+              VALUES),
     st.tuples(st.just("typo"), st.sampled_from(PATHS), st.integers(0, 7)),
     st.tuples(st.just("number"), st.sampled_from(PATHS),
               st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308, 2**63, -(2**63), 0, -1, 1, 0.5, 1e-320])),
@@ -375,6 +384,7 @@ def test_mutated_configs_pass_or_give_messages_naming_the_key(ops):
     for op in ops:
         config = apply_config_op(config, op)
     result = snakefile_checks(config)
+    event("passed the checks" if result == "ok" else "refused")
     if result == "ok":
         assert not _non_finite_numbers(config), "a NaN/inf number passed the checks"
         return
@@ -506,8 +516,8 @@ def apply_file_op(path: Path, op) -> None:
     elif kind == "as_text":
         frame = pd.read_parquet(path)
         text = frame.to_csv(index=False)
-        path.write_bytes({"csv": text.encode(), "utf-16": text.encode("utf-16"), "latin-1": ("é" + text).encode("latin-1"),
-                          "empty": b"", "nul": b"\x00" * 64}[op[1]])
+        path.write_bytes({"csv": text.encode(), "utf-16": text.encode("utf-16"),
+                          "latin-1": ("é" + text).encode("latin-1"), "empty": b"", "nul": b"\x00" * 64}[op[1]])
 
 
 @fuzz(120)
@@ -529,7 +539,7 @@ def test_metrics_stage_on_mutated_predictions(tiny_data, work, clean, target, fr
         except (pa.ArrowException, ValueError, TypeError):
             event("not writable as Parquet")
             return  # not even writable as Parquet (e.g. a duplicated column name): nothing to read
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: _json(meta)})
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
         path.parent.mkdir(exist_ok=True)
         pq.write_table(table, path)
         if split == target and file_op is not None:
@@ -549,12 +559,6 @@ def test_metrics_stage_on_mutated_predictions(tiny_data, work, clean, target, fr
     assert list(result.columns) == list(reference.columns) and len(result) > 0
     if file_op is None and {op[:2] for op in frame_ops} <= CHANGES_NOTHING:
         pd.testing.assert_frame_equal(result, reference, check_exact=False, rtol=1e-6)
-
-
-def _json(meta: dict) -> bytes:
-    import json
-
-    return json.dumps(meta, sort_keys=True).encode()
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])

@@ -229,7 +229,9 @@ def _predictions_problem(frame: pd.DataFrame, meta: dict) -> str | None:
     if missing:
         return f"run metadata lacks keys {missing}"
     wrong = [
-        f"{k}={meta[k]!r}" for k, t in PREDICTION_METADATA.items() if not isinstance(meta[k], t) or isinstance(meta[k], bool)
+        f"{k}={meta[k]!r}"
+        for k, t in PREDICTION_METADATA.items()
+        if not isinstance(meta[k], t) or isinstance(meta[k], bool)
     ]
     if wrong:
         return f"run metadata has values of the wrong type: {', '.join(wrong)}"

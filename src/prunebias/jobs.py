@@ -232,13 +232,16 @@ def model_metrics(
             uncertainty_band=tuple(settings["uncertainty_band"]),
             ece_bins=settings["ece_bins"],
         )
-        task = tasks.parse_task(meta["task"])
     except ValueError as exc:  # name the file(s) the problem is in
         msg = str(exc)
         which = re.match(r"(valid|test) (has|must|logit)", msg)
         files = {"valid": valid_path, "test": test_path}
         where = files[which[1]] if which else f"{valid_path}, {test_path}"
         raise ValueError(f"{where}: {msg}") from None
+    try:
+        task = tasks.parse_task(meta["task"])
+    except ValueError as exc:
+        raise ValueError(f"{test_path}: {exc}") from None
     if task.kind == "backdoor":
         from prunebias import backdoor
 

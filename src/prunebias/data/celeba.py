@@ -105,7 +105,7 @@ RESERVED_COLUMNS = ("id", "split", "source")  # the index's own columns (prunebi
 def read_attributes(path: str | os.PathLike) -> pd.DataFrame:
     """Parse ``list_attr_celeba.txt`` into a DataFrame: ``id`` then one bool column per attribute.
 
-    Fields may be separated by any run of spaces; lines may end in LF or CRLF. Raises
+    Fields may be separated by any run of spaces; lines may end in LF, CRLF or CR. Raises
     :class:`CelebAError` with the line number on text that is not ASCII/UTF-8, a wrong
     column count, a value other than -1/1, a repeated attribute or image name.
     """
