@@ -58,7 +58,10 @@ def test_effects_convergence_and_design_tables(finished):
     finite = effects.dropna(subset=["ci_low", "ci_high"])
     assert len(finite) and (finite["ci_low"] <= finite["ci_high"]).all()
     conv = pd.read_parquet(res / "tables/convergence.parquet")
-    assert len(conv) == 5 and (conv.loc[conv["method"] == "dense", "information_kept"] == 1).all()
+    dense = conv[conv["method"] == "dense"]
+    learned = dense["val_bce"] < dense["prior_bce"]  # a 2-epoch tiny model may not beat the prior
+    assert len(conv) == 5 and (dense.loc[learned, "information_kept"] == 1).all()
+    assert dense.loc[~learned, "information_kept"].isna().all()
     assert {"still_falling", "loss_drop_last_epochs", "selected_epoch"} <= set(conv.columns)
     design = pd.read_parquet(res / "tables/design/synth.parquet")
     assert len(design) == 21 and design["cue_delta"].gt(0).sum() == 20
