@@ -154,36 +154,35 @@ def paired_effects(
     full = {k: v[0] for k, v in model_statistics(preds, uncertain, labels, groups, conditionals, np.ones((1, n), int), **kw).items()}
     rng = np.random.default_rng(seed)
     weights = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
-    seed_draws = np.stack([rng.choice(seeds, len(seeds)) for _ in range(n_bootstrap)])  # (B, n_seeds)
+    # Positions into ``seeds``: the same draws as rng.choice(seeds, ...) would make.
+    seed_draws = np.stack([rng.choice(len(seeds), len(seeds)) for _ in range(n_bootstrap)])  # (B, n_seeds)
     draws = model_statistics(preds, uncertain, labels, groups, conditionals, weights, **kw)  # (B, M, ...)
 
-    dense_rows = [dense_of[s] for s in seeds]
+    dense_rows = np.array([dense_of[s] for s in seeds])
     dense_defined = stable_pairs(full["ba"][dense_rows])
     tail = (1 - level) / 2
+    b = np.arange(n_bootstrap)[:, None]
     out = []
     for method in [m for m in dict.fromkeys(models["method"]) if m != "dense"]:
         curve = models.index[models["method"] == method].tolist()
-        stable = stable_pairs(full["ba"][dense_rows + curve])
+        stable = stable_pairs(full["ba"][list(dense_rows) + curve])
         collapsed = (dense_defined & ~stable).sum(axis=1)
+        # Per model (and replicate): BA reduced to its mean over this curve's stable pairs, once.
+        reduce = {key: (lambda v: _mean_ba(v, stable)) if key == "ba" else (lambda v: v) for key in full}
+        full_values = {key: reduce[key](v) for key, v in full.items()}  # (M,) or (M, G)
+        draw_values = {key: reduce[key](v) for key, v in draws.items()}  # (B, M) or (B, M, G)
         for sparsity in sorted(models.loc[curve, "sparsity"].unique()):
             sparse_of = {int(models.at[i, "seed"]): i for i in curve if models.at[i, "sparsity"] == sparsity}
             if set(sparse_of) != set(seeds):
                 raise ValueError(f"{method} at sparsity {sparsity} lacks seeds {sorted(set(seeds) - set(sparse_of))}")
+            sparse_rows = np.array([sparse_of[s] for s in seeds])
             for statistic in STATISTICS:
                 key = "ba" if statistic == "bias_amplification" else statistic
-
-                def per_model(values, rows):
-                    return _mean_ba(values[..., rows, :, :], stable) if key == "ba" else values[..., rows]
-
-                dense_full = per_model(full[key], [dense_of[s] for s in seeds])  # (S,) or (S, G)
-                sparse_full = per_model(full[key], [sparse_of[s] for s in seeds])
+                dense_full = full_values[key][dense_rows]  # (S,) or (S, G)
+                sparse_full = full_values[key][sparse_rows]
                 # Replicates: the drawn seeds' differences, averaged.
-                pick_dense = np.vectorize(dense_of.get)(seed_draws)
-                pick_sparse = np.vectorize(sparse_of.get)(seed_draws)
-                rep = draws[key]
-                b = np.arange(len(rep))[:, None]
-                diff = per_model(rep, slice(None))[b, pick_sparse] - per_model(rep, slice(None))[b, pick_dense]
-                diff = diff.mean(axis=1)  # (B,) or (B, G)
+                rep = draw_values[key]
+                diff = (rep[b, sparse_rows[seed_draws]] - rep[b, dense_rows[seed_draws]]).mean(axis=1)  # (B,) or (B, G)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     ci = np.nanquantile(diff, [tail, 1 - tail], axis=0)
