@@ -10,16 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from prunebias.pruning import (
+from prunebias.pruning import MaskSet, compute_masks, measured_sparsity, prunable_parameters
+from prunebias.schedules import (
     EpochPlan,
-    MaskSet,
-    compute_masks,
     cubic_sparsity,
     describe_plan,
     eligible_for_selection,
-    measured_sparsity,
     method_plan,
-    prunable_parameters,
     pruning_steps,
     resolve_epochs,
 )

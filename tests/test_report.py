@@ -29,7 +29,7 @@ IDENTITIES = ["Male", "Young"]
 ATTR_OFFSET = dict(zip(ATTRIBUTES, [-0.002, 0.002, -0.001, 0.001]))
 SEED_OFFSET = {1: -0.001, 2: 0.001}
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "reports" / "audit_report.html.j2"
+TEMPLATE = report.DEFAULT_TEMPLATE
 CAPTIONS = REPO / "reports" / "captions"
 
 

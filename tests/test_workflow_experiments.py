@@ -2,13 +2,19 @@
 single-label attribute and one backdoor setting (one method, one sparsity, one seed)."""
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from prunebias.io import read_predictions
-from workflow_utils import TINY_CONFIG, assert_fails_before_any_job, planned_jobs, snakemake, write_config
+from workflow_utils import (
+    TINY_CONFIG, assert_fails_before_any_job, install_package, planned_jobs, snakemake, write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -29,10 +35,16 @@ def _config():
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def package(tmp_path_factory):
+    """The package as `pip install .` (not editable) installs it: this module's runs use it."""
+    return install_package(tmp_path_factory.mktemp("installed") / "site")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, package):
     d = tmp_path_factory.mktemp("wf_experiments")
     write_config(d, _config())
-    snakemake(d, "--cores", "2")
+    snakemake(d, "--cores", "2", package=package)
     return d
 
 
@@ -87,24 +99,24 @@ def test_metrics_and_tables(finished):
             assert (res / f"figures/{name}.{ext}").stat().st_size > 0
 
 
-def test_second_dry_run_has_nothing_to_do(finished):
-    assert planned_jobs(finished) == {}
+def test_second_dry_run_has_nothing_to_do(finished, package):
+    assert planned_jobs(finished, package=package) == {}
 
 
-def test_changing_the_backdoor_seed_reruns_only_the_backdoor_models(finished):
+def test_changing_the_backdoor_seed_reruns_only_the_backdoor_models(finished, package):
     cfg = _config()
     cfg["experiments"]["backdoor"]["seed"] = 1
     write_config(finished, cfg, "variant.yaml")
-    jobs = planned_jobs(finished, config="variant.yaml")
+    jobs = planned_jobs(finished, config="variant.yaml", package=package)
     assert jobs["triggered_ids"] == 1 and jobs["train_dense"] == 1 and jobs["prune"] == 1, jobs
     assert jobs["predict"] == 2 and jobs["metrics"] == 2 and "prepare" not in jobs, jobs
 
 
-def test_turning_experiments_off_keeps_the_joint_models(finished):
+def test_turning_experiments_off_keeps_the_joint_models(finished, package):
     cfg = _config()
     cfg["experiments"] = {"single_label": {"enabled": False}, "backdoor": {"enabled": False}}
     write_config(finished, cfg, "joint_only.yaml")
-    jobs = planned_jobs(finished, config="joint_only.yaml")
+    jobs = planned_jobs(finished, config="joint_only.yaml", package=package)
     # Only the aggregation over fewer models reruns: the joint models' settings never changed.
     assert "aggregate" in jobs and not ({"prepare", "train_dense", "prune", "predict", "metrics"} & set(jobs)), jobs
 
@@ -122,3 +134,50 @@ def test_malformed_experiments_fail_before_any_job(tmp_path, edit, message):
     cfg = _config()
     edit(cfg)
     assert_fails_before_any_job(tmp_path, cfg, message)
+
+
+# Analysis rule -> the `prunebias` command it runs (workflow/rules/*.smk).
+ANALYSIS_COMMANDS = {
+    "metrics": "metrics", "aggregate": "aggregate", "figures": "figures", "criteria": "criteria",
+    "criteria_table": "concat", "criteria_figures": "criteria-figures", "effects": "effects",
+    "design": "design", "experiment_single_vs_joint": "experiment", "experiment_backdoor": "experiment",
+    "audit_report": "report",
+}
+EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "prune", "predict"}
+
+
+def test_editing_a_module_reruns_exactly_the_rules_that_run_it(finished, package):
+    """Each package module in turn, edited in the installed copy (not the working tree): a dry
+    run schedules exactly the jobs that forcing the rules whose stage imports it would (those
+    rules and what depends on them), and never an expensive one."""
+    from prunebias.code_inputs import stage_files
+
+    stages = {
+        rule: set(stage_files("prunebias.cli:main", f"prunebias.cli:cmd_{command.replace('-', '_')}", root=package))
+        for rule, command in ANALYSIS_COMMANDS.items()
+    }
+    assert package / "prunebias/figures.py" in stages["experiment_backdoor"]  # imported by figures_experiments
+    forced = {(): {}}  # rules forced -> the jobs a dry run then plans
+    for module in [*sorted(set.union(*stages.values())), package / "prunebias/train.py"]:
+        expected = tuple(sorted(rule for rule, files in stages.items() if module in files))
+        if expected not in forced:
+            forced[expected] = planned_jobs(finished, "--forcerun", *expected, package=package)
+        # An edit, not a touch: Snakemake skips an input whose mtime changed but not its checksum.
+        text, before = module.read_bytes(), module.stat()
+        try:
+            module.write_bytes(text + b"\n# edited by a test\n")
+            planned = planned_jobs(finished, package=package)
+        finally:
+            module.write_bytes(text)
+            os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert planned == forced[expected], module
+        assert not set(planned) & EXPENSIVE, (module, planned)
+    assert forced[()] == {}  # train.py: no analysis rule runs it, and no training reruns
+
+
+def test_the_runs_use_the_installed_package(finished, package):
+    proc = subprocess.run([sys.executable, "-c", "import prunebias.report as r; print(r.DEFAULT_TEMPLATE)"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(package)})
+    template = Path(proc.stdout.strip())
+    assert template.is_relative_to(package) and template.is_file(), proc.stderr  # package data installed
+    assert (finished / "results/report.html").stat().st_size > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,13 +36,34 @@ def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Pa
     return path
 
 
+def install_package(target: Path) -> Path:
+    """A non-editable install of the package (what `pip install .` gives a user) into ``target``.
+
+    Built from a copy of the sources, so the working tree gets no build folders. Put it first
+    on the path with ``snakemake(..., package=target)``.
+    """
+    sources = Path(target).parent / f"{Path(target).name}-sources"
+    for name in ("pyproject.toml", "README.md"):
+        sources.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, sources / name)
+    shutil.copytree(ROOT / "src", sources / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(sources)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return Path(target)
+
+
 def snakemake(
-    directory: Path, *args: str, config: str = "config.yaml", check: bool = True, timeout: int = 900
+    directory: Path, *args: str, config: str = "config.yaml", check: bool = True, timeout: int = 900,
+    package: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile with ``directory`` as working directory and its ``config`` file."""
+    """Run the project's Snakefile with ``directory`` as working directory and its ``config`` file
+    (with ``package``: the prunebias installed there, for Snakemake and its jobs)."""
     cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(directory),
                        "--configfile", str(Path(directory) / config), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if package is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
@@ -57,9 +79,9 @@ def assert_fails_before_any_job(directory: Path, config: dict, message: str) -> 
     assert not (Path(directory) / "results").exists()
 
 
-def planned_jobs(directory: Path, *args: str, config: str = "config.yaml") -> dict[str, int]:
+def planned_jobs(directory: Path, *args: str, config: str = "config.yaml", package: Path | None = None) -> dict[str, int]:
     """Job counts per rule of a dry run ({} when there is nothing to do)."""
-    proc = snakemake(directory, "-n", "--quiet", "rules", *args, config=config)
+    proc = snakemake(directory, "-n", "--quiet", "rules", *args, config=config, package=package)
     counts = {}
     for line in (proc.stdout + proc.stderr).splitlines():
         m = re.match(r"^(\w+)\s+(\d+)$", line.strip())

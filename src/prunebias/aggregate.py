@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MODEL_KEYS = ["dataset", "task", "arch", "method", "sparsity"]
+from prunebias.vocabulary import MODEL as MODEL_KEYS
 ROW_KEYS = ["attribute", "identity", "group", "threshold", "metric"]
 SUMMARY_KEYS = MODEL_KEYS + ROW_KEYS
 

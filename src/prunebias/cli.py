@@ -35,7 +35,7 @@ def cmd_train(a):
     from prunebias import jobs
 
     _threads(a.threads)
-    jobs.train(a.data, a.model, a.log, a.spec, a.run, parent=a.parent, device=a.device, compile_step=a.compile)
+    jobs.train(a.data, a.model, a.log, a.spec, a.run, parent=a.parent, device=a.device, compile_step=bool(a.compile))
 
 
 def cmd_predict(a):
@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent", default=None, help="dense checkpoint to start from (post-training methods)")
     p.add_argument("--device", default=os.environ.get("PRUNEBIAS_DEVICE", "auto"),
                    help="auto (a leased GPU if any, else CPU), cpu, cuda:N; default $PRUNEBIAS_DEVICE or auto")
-    p.add_argument("--compile", action="store_true", help="run the training step through torch.compile")
+    p.add_argument("--compile", type=int, choices=(0, 1), default=0,
+                   help="1: run the training step through torch.compile (config runtime.compile)")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_train)
 
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="*", default=[], help="prepared data directories (results/data/<dataset>)")
     p.add_argument("--predictions", nargs="*", default=[], help="test predictions of every model (measured sparsity)")
     p.add_argument("--captions", default=None, help="caption directory (reports/captions)")
-    p.add_argument("--template", default=None, help="Jinja2 template (reports/audit_report.html.j2)")
+    p.add_argument("--template", default=None, help="Jinja2 template (default: the package's templates/audit_report.html.j2)")
     p.add_argument("--settings", type=_json, default={}, help="the config's report block (JSON)")
     p.add_argument("--design", nargs="*", default=[], help="design tables of the synthetic data sets")
     p.set_defaults(func=cmd_report)

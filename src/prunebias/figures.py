@@ -35,11 +35,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from prunebias.io import atomic_path
+from prunebias.vocabulary import FIGURE_FORMATS, METHOD_LEGENDS, METRIC_FIGURES, MODEL, SETTING
 
 __all__ = [
     "FIGURES",
     "METHOD_COLORS",
-    "METHOD_LABELS",
     "accuracy_auc",
     "bias_amplification",
     "dba_heatmap",
@@ -63,20 +63,10 @@ METHOD_COLORS = {
 # Colours for methods added to the grid later, handed out in sorted name order.
 _EXTRA_COLORS = ("#ca9161", "#56b4e9", "#d55e00", "#fbafe4", "#949494", "#ece133")
 
-#: Legend names of the methods (unknown methods are shown by their own name).
-METHOD_LABELS = {
-    "dense": "dense",
-    "gmp": "GMP (from scratch)",
-    "gmp_pt": "GMP-PT (post-training)",
-    "oneshot": "one-shot + fine-tune",
-    "acdc": "AC/DC",
-}
 THRESHOLD_STYLES = {"default": "-", "calibrated": "--"}
 THRESHOLD_LABELS = {"default": "default threshold (logit > 0)", "calibrated": "calibrated threshold"}
 ERRORBAR_LABELS = {"sd": "band: ±1 SD over seeds", "se": "band: ±1 SE over seeds", "ci": "band: {}% CI over seeds"}
 
-SETTING = ["dataset", "task", "arch"]
-MODEL = SETTING + ["method", "sparsity"]
 KEYS = MODEL + ["attribute", "identity", "group", "threshold", "metric"]
 METRICS_COLUMNS = KEYS + ["seed", "value"]
 SUMMARY_COLUMNS = KEYS + ["mean", "std", "count", "delta_mean", "delta_std"]
@@ -249,7 +239,7 @@ def _reference(ax: Axes, y: float) -> None:
 def _legend(fig: Figure, methods: list[str], thresholds: Sequence[str] = ()) -> None:
     colors = method_colors(methods)
     handles = [Line2D([], [], color=colors[m], marker="o", markersize=4) for m in methods]
-    labels = [METHOD_LABELS.get(m, m) for m in methods]
+    labels = [METHOD_LEGENDS.get(m, m) for m in methods]
     if len(thresholds) > 1:
         handles += [Line2D([], [], color="0.2", linestyle=THRESHOLD_STYLES[t]) for t in thresholds]
         labels += [THRESHOLD_LABELS[t] for t in thresholds]
@@ -482,7 +472,7 @@ def dba_heatmap(summary: pd.DataFrame, threshold: str = "default") -> Figure:
                 ax.set_title(_setting_title(setting, len(settings), f"by {identity}"))
             ax.grid(False)  # the style's grid would show through undefined (masked) cells
             ax.set_xlabel("sparsity" if i == len(rows) - 1 else "")
-            ax.set_ylabel(f"{METHOD_LABELS.get(method, method)}\nattribute" if j == 0 else "")
+            ax.set_ylabel(f"{METHOD_LEGENDS.get(method, method)}\nattribute" if j == 0 else "")
             ax.tick_params(axis="x", labelrotation=45)
             ax.tick_params(axis="y", labelrotation=0)
     mappable = matplotlib.cm.ScalarMappable(
@@ -503,7 +493,6 @@ FIGURES: dict[str, tuple[str, Callable[[pd.DataFrame], Figure]]] = {
     "dba_heatmap": ("summary", dba_heatmap),
     "group_gaps": ("metrics", group_gaps),
 }
-FORMATS = ("png", "svg")
 
 
 def save_figure(fig: Figure, stem: str | os.PathLike) -> list[Path]:
@@ -515,7 +504,7 @@ def save_figure(fig: Figure, stem: str | os.PathLike) -> list[Path]:
     paths = []
     try:
         with matplotlib.rc_context({"svg.hashsalt": "prunebias"}):
-            for fmt in FORMATS:
+            for fmt in FIGURE_FORMATS:
                 path = stem.with_name(f"{stem.name}.{fmt}")
                 with atomic_path(path) as tmp:
                     metadata = {"Date": None} if fmt == "svg" else None

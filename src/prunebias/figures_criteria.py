@@ -39,13 +39,14 @@ from matplotlib.ticker import PercentFormatter
 
 from prunebias.figures import (
     METHOD_COLORS,
-    styled,
-    METHOD_LABELS,
     format_sparsity_axis,
     method_colors,
     save_figure,
     sparsity_label,
+    styled,
 )
+from prunebias.vocabulary import CRITERIA_FIGURES as FIGURE_TABLES
+from prunebias.vocabulary import METHOD_LEGENDS, SETTING, STATISTIC_LABELS
 
 __all__ = [
     "FIGURES",
@@ -58,7 +59,6 @@ __all__ = [
     "routing_curve",
 ]
 
-SETTING = ["dataset", "task", "arch"]
 TARGET_LABELS = {  # target -> (panel title, what recall counts)
     "cie": ("CIEs (pruned vote ≠ dense vote)", "CIEs"),
     "sparse_error": ("Errors of the pruned models (vote ≠ label)", "errors"),
@@ -69,14 +69,8 @@ SCORE_LABELS = {
     "disagreement": "disagreement of dense seeds",
     "flag": "dense uncertainty-band flag",
 }
-STATISTIC_LABELS = {
-    "uncertainty": "dense uncertainty\n(share of test outputs in the uncertainty band)",
-    "interdependence": "dense interdependence (R²)",
-    "auc": "dense ROC-AUC",
-    "train_prevalence": "training prevalence",
-    "train_rarity": "training rarity (min(π, 1 − π))",
-    "group_gap": "training group-prevalence gap",
-}
+#: Axis labels that say more than the statistic's name.
+AXIS_LABELS = {"uncertainty": "dense uncertainty\n(share of test outputs in the uncertainty band)"}
 RANDOM_COLOR = "0.45"  # random-routing control: neutral, never a method colour
 DENSE_COLOR = "0.15"
 _PANEL = (3.6, 2.9)  # inches per panel
@@ -122,7 +116,7 @@ def _rows(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     for key, rows in groups:
         prefix = " / ".join(map(str, key if isinstance(key, tuple) else (key,))) + "\n" if n_settings > 1 else ""
         for method in _method_order(rows["method"]):
-            out.append((method, prefix + METHOD_LABELS.get(method, method), rows[rows["method"] == method]))
+            out.append((method, prefix + METHOD_LEGENDS.get(method, method), rows[rows["method"] == method]))
     return out
 
 
@@ -369,7 +363,7 @@ def dba_vs_uncertainty(
         for ax in panels[::n_cols]:
             ax.set_ylabel("ΔBA = BA(pruned) − BA(dense)")
         panels[0].set_ylabel(f"{label}\n{panels[0].get_ylabel()}")
-    fig.supxlabel(STATISTIC_LABELS.get(statistic, statistic))
+    fig.supxlabel(AXIS_LABELS.get(statistic, STATISTIC_LABELS.get(statistic, statistic)))
     fig.suptitle(f"{title}\n(95% bootstrap interval over attributes; ΔBA > 0: pruning added bias)")
     fig.get_layout_engine().execute(fig)  # labels are placed on the final axes geometry
     for ax, x, y, names in points:
@@ -543,14 +537,6 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "routing_curve": routing_curve,
     "cie_groups": cie_groups,
 }
-#: Figure file stem -> the criteria tables it is drawn from, in the order of its arguments.
-FIGURE_TABLES: dict[str, tuple[str, ...]] = {
-    "pr_curves": ("pr_curve", "headline"),
-    "dba_vs_uncertainty": ("attribute_ranking", "attribute_criterion"),
-    "routing_curve": ("routing_curve",),
-    "cie_groups": ("cie_groups",),
-}
-#: Every criteria table some figure reads (the inputs of the workflow rule).
 TABLES: tuple[str, ...] = tuple(sorted({t for names in FIGURE_TABLES.values() for t in names}))
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from prunebias.figures import METHOD_LABELS, format_sparsity_axis, styled
+from prunebias.figures import format_sparsity_axis, styled
+from prunebias.vocabulary import METHOD_LEGENDS
 
 #: Panels, left to right: statistic, y-axis label.
 PANELS = (
@@ -50,7 +51,7 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
             format_sparsity_axis(ax, sparsities, label=row == len(curves) - 1)
             ax.set_ylabel(ylabel)
             dataset, task, arch, method = curve
-            ax.set_title(f"{dataset} / {arch}\n{METHOD_LABELS.get(method, method)}", fontsize="small")
+            ax.set_title(f"{dataset} / {arch}\n{METHOD_LEGENDS.get(method, method)}", fontsize="small")
             if statistic == "bias_amplification" and len(rows):
                 ax.legend(fontsize="x-small", loc="best")
     fig.suptitle(f"Change against dense, mean over seeds, 95 % paired bootstrap CI ({threshold} threshold)")

@@ -20,14 +20,14 @@ from matplotlib.lines import Line2D
 from prunebias.backdoor import METRICS as BACKDOOR_METRICS
 from prunebias.experiments import TRAINING, paired_dba
 from prunebias.figures import (
-    METHOD_LABELS,
-    band_text,
-    styled,
     THRESHOLD_LABELS,
     THRESHOLD_STYLES,
+    band_text,
     format_sparsity_axis,
     method_colors,
+    styled,
 )
+from prunebias.vocabulary import METHOD_LEGENDS, METHODS
 from prunebias.tasks import parse_task
 
 __all__ = ["backdoor", "single_vs_joint"]
@@ -46,7 +46,7 @@ def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
 
 
 def _methods(methods) -> list[str]:
-    order = list(METHOD_LABELS)
+    order = list(METHODS)
     return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
@@ -122,7 +122,7 @@ def single_vs_joint(metrics: pd.DataFrame, thresholds=("default", "calibrated"),
                    errorbar, "ΔBA undefined")
             _zero(ax)
             where = f"{dataset} / {arch}, " if several else ""
-            ax.set_title(f"{where}{METHOD_LABELS.get(method, method)}\n{attribute} by {identity}")
+            ax.set_title(f"{where}{METHOD_LEGENDS.get(method, method)}\n{attribute} by {identity}")
             format_sparsity_axis(ax, data["sparsity"])
             ax.set_ylabel("")
         ax_row[0].set_ylabel("ΔBA (vs dense, same seed)")
@@ -192,5 +192,5 @@ def backdoor(metrics: pd.DataFrame, thresholds=("default", "calibrated"), errorb
             ax.set_ylabel(ylabel)
             format_sparsity_axis(ax, data["sparsity"])
     fig.suptitle(f"Backdoor (injected cue) vs sparsity ({band_text(errorbar)})")
-    _legend(fig, colors, METHOD_LABELS, thresholds, THRESHOLD_LABELS, "method")
+    _legend(fig, colors, METHOD_LEGENDS, thresholds, THRESHOLD_LABELS, "method")
     return fig

@@ -15,7 +15,7 @@ import json
 import os
 import pickle
 import pickletools
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,8 +26,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 METADATA_KEY = b"prunebias"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class DiskFullError(OSError):
@@ -107,12 +105,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         for stale in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
             if "." not in stale.name[len(prefix) : -len(".tmp")]:  # not the temp file of "<name>.<more>"
                 stale.unlink(missing_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
-        os.close(fd)
-        tmp = Path(name)
+        name = path.parent / f"{prefix}{secrets.token_hex(6)}.tmp"
+        # Mode 0666 less the umask, as for any new file (mkstemp would make it private).
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        tmp = name
         yield tmp
-        # mkstemp makes the file private (0600); give it the permissions of a normal new file.
-        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except Exception as exc:
         if isinstance(exc, DiskFullError):  # from a nested atomic_path: already names its file

@@ -118,7 +118,8 @@ def train(
 
     from prunebias.devices import select_device
     from prunebias.models import build_model
-    from prunebias.pruning import describe_plan, measured_sparsity, method_plan
+    from prunebias.pruning import measured_sparsity
+    from prunebias.schedules import describe_plan, method_plan
     from prunebias.train import CHECKPOINT_FORMAT, configure_backend, fit, load_checkpoint, model_to
 
     dev = select_device(device)

@@ -3,7 +3,7 @@
 Pure functions turn tables into report content: headline sentences generated from the
 numbers (each tolerant of a missing table), the key table, criteria and countermeasure
 tables, and gallery cards of the most susceptible samples. :func:`build_report` is the I/O
-edge: it reads the inputs, renders the Jinja2 template ``reports/audit_report.html.j2`` and
+edge: it reads the inputs, renders the Jinja2 template ``prunebias/templates/audit_report.html.j2`` and
 writes ``results/report.html`` atomically.
 
 Everything the page needs is inside the file: figures as data URIs (SVG, else PNG),
@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from prunebias.io import read_metadata, write_text
+from prunebias.vocabulary import METHOD_LABELS, METHODS, MODEL, SETTING, STATISTIC_LABELS
 
 __all__ = [
     "ACCURACY_TOLERANCE_POINTS",
@@ -88,8 +89,6 @@ GROUP_GAP_ROWS = 15
 #: The task of the main grid (prunebias.tasks.JOINT); findings and the key table are about it,
 #: other tasks (controlled experiments) get their own table.
 MAIN_TASK = "joint"
-SETTING = ["dataset", "task", "arch"]
-MODEL = SETTING + ["method", "sparsity"]
 CRITERIA_TABLES = (
     "headline",
     "sample_criterion",
@@ -106,21 +105,6 @@ KEY_METRICS = {
     "auc": ("ROC-AUC", lambda v: f"{v:.3f}"),
     "uncertainty": ("uncertainty", lambda v: f"{100 * v:.1f}%"),
     "interdependence": ("interdep. R²", lambda v: f"{v:.3f}"),
-}
-STATISTIC_LABELS = {
-    "uncertainty": "dense uncertainty",
-    "interdependence": "dense interdependence",
-    "auc": "dense ROC-AUC",
-    "train_prevalence": "training prevalence",
-    "train_rarity": "rarity of the rare value",
-    "group_gap": "group-prevalence gap",
-}
-METHOD_LABELS = {
-    "dense": "dense",
-    "gmp": "GMP",
-    "gmp_pt": "GMP-PT",
-    "oneshot": "one-shot",
-    "acdc": "AC/DC",
 }
 DASH = "–"
 
@@ -722,8 +706,8 @@ def _in_setting(frame: pd.DataFrame, setting: Sequence[str]) -> pd.DataFrame:
 
 def _methods(methods: Iterable[str]) -> list[str]:
     present = set(methods)
-    known = [m for m in METHOD_LABELS if m in present]
-    return known + sorted(present - set(METHOD_LABELS))
+    known = [m for m in METHODS if m in present]
+    return known + sorted(present - set(METHODS))
 
 
 # ================================================================ the key table
@@ -1203,10 +1187,14 @@ def figure_entries(paths: Sequence[str | os.PathLike], captions: str | os.PathLi
 
 
 # ================================================================ rendering
+# Package data: found in a source checkout and in an installed wheel alike.
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "audit_report.html.j2"
+
+
 def _template(path: str | os.PathLike | None):
     import jinja2
 
-    path = Path(path) if path else Path(__file__).resolve().parents[2] / "reports" / "audit_report.html.j2"
+    path = Path(path) if path else DEFAULT_TEMPLATE
     if not path.exists():
         raise FileNotFoundError(f"report template {path} not found (pass --template)")
     env = jinja2.Environment(
@@ -1386,7 +1374,7 @@ def build_report(
     captions : path, optional
         ``reports/captions`` (figure captions ``<name>.rst``, table captions ``tables/<name>.rst``).
     template : path, optional
-        The Jinja2 template (default: ``reports/audit_report.html.j2`` of the source tree).
+        The Jinja2 template (default: :data:`DEFAULT_TEMPLATE`, shipped in the package).
     settings : mapping, optional
         The config's ``report`` block (``title``).
     design : paths

@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prunebias.vocabulary import SPLITS
+
 JOINT = "joint"
 KINDS = ("joint", "single", "backdoor")
 TRIGGERS = ("grayscale", "yellow_square")
-SPLITS = ("train", "valid", "test")
 #: Share of negatives and positives triggered in validation and test (SPEC: 50 % / 50 %).
 EVAL_FRACTIONS = (0.5, 0.5)
 #: Area of the yellow square as a share of the image.
@@ -223,7 +224,7 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
     names. Checks: at least one task; attributes exist in every grid data set; each
     experiment grid's methods have recipes; an ``epochs`` override fits every schedule.
     """
-    from prunebias.pruning import method_plan
+    from prunebias.schedules import method_plan
 
     problems = []
     try:

@@ -1,11 +1,15 @@
-# Config validation and the path helpers every rule uses.
+# Config validation and every helper the rules use (rule files hold rules only).
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
+from prunebias.code_inputs import package_root, stage_files
 from prunebias.config import (
     ConfigError,
     check_config,
@@ -16,6 +20,7 @@ from prunebias.config import (
     unknown_keys,
 )
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
+from prunebias.vocabulary import CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
 from prunebias.tasks import (
     check_experiments,
     parse_task,
@@ -44,15 +49,18 @@ if _problems:
     raise WorkflowError("invalid config:\n" + "\n".join(_problems))
 
 RESULTS = config["results"]
-# The package's command line: the installed entry point inside a conda env, else the
-# interpreter running Snakemake (the project's venv), so no PATH set-up is needed.
+# Jobs run `python -m prunebias.cli`: the interpreter running Snakemake comes first on PATH,
+# so the project's venv needs no activation. With --sdm conda the rule's environment is
+# put before it, and its python finds this package on PYTHONPATH. Every Snakemake process
+# (also a cluster job's) sets this when it parses the workflow: nothing to pass on (envvars).
+_search_path = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
 if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-    CLI = "prunebias"
-else:
-    CLI = f"{sys.executable} -m prunebias.cli"
-# runtime.* switches go into the command line as a global, not into params: Snakemake reruns
-# a job whose params change, but only checks a shell command's unformatted text.
-TRAIN_FLAGS = "--compile" if config["runtime"]["compile"] else ""
+    _search_path["PYTHONPATH"] = os.pathsep.join([str(package_root()), os.environ.get("PYTHONPATH", "")])
+os.environ.update(_search_path)
+CONDA_ENV = "../../envs/prunebias.yaml"  # relative to the rule files
+# runtime.compile reaches the training command as a resource: Snakemake reruns a job whose
+# params change, never one whose resources change, and compiling does not change what is trained.
+TORCH_COMPILE = int(config["runtime"]["compile"])
 GRID = config["grid"]
 # joint, single-<attribute>, backdoor-<attribute>-<trigger>-<neg%>-<pos%> (prunebias.tasks)
 TASKS = tasks_from_config(config)
@@ -105,15 +113,34 @@ def model_dirs():
     ]
 
 
-BACKDOOR_CODE = workflow.source_path("../../src/prunebias/backdoor.py")
-
-
-def task_inputs(w, code=False):
-    """Extra inputs of a job of a backdoor task: its triggered ids (and, with ``code``, the metrics code)."""
+def task_inputs(w):
+    """Extra inputs of a job of a backdoor task: its triggered ids."""
     if parse_task(w.task).kind != "backdoor":
         return {}
-    inputs = {"triggered": str(triggered_path(data_dir(w.dataset), w.task))}
-    return inputs | ({"backdoor_code": BACKDOOR_CODE} if code else {})
+    return {"triggered": str(triggered_path(data_dir(w.dataset), w.task))}
+
+
+def stage_code(command):
+    """The package files that `prunebias <command>` runs (prunebias.code_inputs, from the import
+    graph): inputs of an analysis rule, so that editing one of them reruns exactly the rules
+    whose stage runs it. Training, pruning and prediction rules take none: editing code never
+    retrains."""
+    entry = f"prunebias.cli:cmd_{command.replace('-', '_')}"
+    return [str(f) for f in stage_files("prunebias.cli:main", entry)]
+
+
+def out_dir(w, output):
+    return os.path.dirname(output[0])
+
+
+def figure_stem(w, output):
+    """`<stem>` of the rule's `<stem>.png` / `<stem>.svg` outputs (prunebias.figures.save_figure)."""
+    return os.path.splitext(output.png)[0]
+
+
+def data_dir_of(w, input):
+    """The data set folder of the rule's declared index (the stage reads index and images from it)."""
+    return os.path.dirname(input.index)
 
 
 def experiment_outputs():
@@ -140,3 +167,189 @@ def all_outputs():
         f"{RESULTS}/tables/summary.parquet",
         f"{RESULTS}/tables/group_gaps.tsv",
     ] + experiment_outputs()
+
+
+# ---------------------------------------------------------------- training (train.smk)
+MODELS = f"{RESULTS}/models/{{dataset}}/{{task}}/{{arch}}"
+
+
+def run_identity(w, method, sparsity):
+    return as_json(
+        {
+            "dataset": w.dataset,
+            "task": w.task,
+            "arch": w.arch,
+            "method": method,
+            "target_sparsity": sparsity,
+            "seed": int(w.seed),
+        }
+    )
+
+
+def prune_inputs(w):
+    inputs = data_files(w)
+    if starts_from_dense(w.method):
+        inputs["parent"] = f"{RESULTS}/models/{w.dataset}/{w.task}/{w.arch}/dense/seed{w.seed}/model.pt"
+    return inputs
+
+
+def parent_flag(w, input):
+    return f"--parent {input.parent}" if "parent" in input.keys() else ""
+
+
+# ---------------------------------------------------------------- figures (analysis.smk)
+def report_figures_of(names, category):
+    """PNG + SVG per figure name, flagged for the Snakemake report with its caption."""
+    return {
+        f"{name}_{ext}": report(
+            f"{RESULTS}/figures/{name}.{ext}",
+            category=category,
+            subcategory=ext.upper(),
+            labels={"figure": name, "format": ext},
+            caption=f"../../reports/captions/{name}.rst",
+        )
+        for name in names
+        for ext in FIGURE_FORMATS
+    }
+
+
+def figure_outputs():
+    return report_figures_of(METRIC_FIGURES, "Metrics vs sparsity")
+
+
+# ---------------------------------------------------------------- criteria (criteria.smk)
+def criteria_groups():
+    """The (dataset, task, arch) paths the criteria run on: the joint task, when it has pruned models."""
+    if "joint" not in TASKS or not (GRID["methods"] and GRID["sparsities"]):
+        return []
+    return [f"{d}/joint/{a}" for d in GRID["datasets"] for a in GRID["archs"]]
+
+
+def criteria_runs(w):
+    prefix = f"{w.dataset}/{w.task}/{w.arch}/"
+    return [m[len(prefix) :] for m in model_dirs() if m.startswith(prefix)]
+
+
+def criteria_out(w, output):
+    return " ".join(f"{t}={output[t]}" for t in CRITERIA_TABLES)
+
+
+def criteria_outputs():
+    return [f"{RESULTS}/tables/criteria/{t}.parquet" for t in CRITERIA_TABLES] if criteria_groups() else []
+
+
+def criteria_figure_tables():
+    """The concatenated criteria tables the criteria figures read."""
+    tables = sorted({t for names in CRITERIA_FIGURES.values() for t in names})
+    return [f"{RESULTS}/tables/criteria/{t}.parquet" for t in tables]
+
+
+def criteria_figure_outputs():
+    return report_figures_of(CRITERIA_FIGURES, "Criteria and countermeasures")
+
+
+def criteria_figure_files():
+    """The criteria figures (PNG + SVG); none without pruned models, like criteria_outputs()."""
+    if not criteria_groups():
+        return []
+    return [f"{RESULTS}/figures/{name}.{ext}" for name in CRITERIA_FIGURES for ext in FIGURE_FORMATS]
+
+
+def effects_models():
+    """The models of the (dataset, task, arch) groups that have pruned models."""
+    return [m for m in model_dirs() if any(m.startswith(f"{g}/") for g in criteria_groups())]
+
+
+def train_log(model):
+    return f"{RESULTS}/models/{model}/train_log.parquet"
+
+
+def index_args(w, input):
+    """`dataset=index.parquet` for each data set of the effects rule's declared indexes."""
+    return [f"{d}={path}" for d, path in zip(GRID["datasets"], input.index)]
+
+
+def effects_outputs():
+    if not effects_models():
+        return []
+    return [f"{RESULTS}/tables/effects.parquet", f"{RESULTS}/tables/convergence.parquet"]
+
+
+def synthetic_datasets():
+    return [d for d in GRID["datasets"] if config["datasets"][d]["source"] == "synthetic"]
+
+
+def design_outputs():
+    return [f"{RESULTS}/tables/design/{d}.parquet" for d in synthetic_datasets()]
+
+
+# ---------------------------------------------------------------- report (report.smk)
+REPORT_TEMPLATE = str(package_root() / "prunebias" / "templates" / "audit_report.html.j2")
+CAPTIONS = sorted(str(p) for p in (Path(workflow.basedir) / "reports" / "captions").rglob("*.rst"))
+
+
+def report_figures():
+    """Figures shown in the audit report, in order: the study's (prunebias.figures), then the experiments'."""
+    main = [f"{RESULTS}/figures/{name}.svg" for name in METRIC_FIGURES]
+    main += [f"{RESULTS}/figures/effects.svg"] if effects_outputs() else []
+    main += [f for f in criteria_figure_files() if f.endswith(".svg")]
+    return main + [f for f in experiment_outputs() if f.startswith(f"{RESULTS}/figures/") and f.endswith(".svg")]
+
+
+def benchmark_files():
+    """The benchmark file of every expensive job of the grid (the report sums their times).
+
+    Passed as params, not inputs: a missing benchmark file must never make Snakemake rerun a
+    training job just to write one.
+    """
+    files = [f"{RESULTS}/benchmarks/prepare/{d}.tsv" for d in GRID["datasets"]]
+    for model in model_dirs():
+        dataset, task, arch, run = model.split("/", 3)
+        if run.startswith("dense/"):
+            files.append(f"{RESULTS}/benchmarks/train_dense/{dataset}/{task}/{arch}/{run.removeprefix('dense/')}.tsv")
+        else:
+            files.append(f"{RESULTS}/benchmarks/prune/{model}.tsv")
+        files.append(f"{RESULTS}/benchmarks/predict/{model}.tsv")
+    return files
+
+
+def data_dirs_of(w, input):
+    return [os.path.dirname(p) for p in input.index]
+
+
+def caption_dir(w, input):
+    """reports/captions: figure captions <name>.rst, table captions tables/<name>.rst."""
+    return os.path.commonpath(input.captions)
+
+
+# Snakemake's provenance report after every successful run that did something. Not through
+# `report-after-run` in the profile: that option also fires after dry runs and --until runs,
+# and fails them whenever a file flagged for the report does not exist yet (a fresh clone).
+WORKFLOW_REPORT = f"{RESULTS}/workflow_report.html"
+
+
+def workflow_report_command():
+    """`snakemake --report` for this workflow, config and working directory (lock-free: this run holds the lock)."""
+    settings = workflow.config_settings
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", workflow.main_snakefile, "--directory", os.getcwd(),
+           "--report", WORKFLOW_REPORT, "--nolock", "--quiet", "all"]
+    if settings.configfiles:
+        cmd += ["--configfiles", *map(str, settings.configfiles)]
+    if settings.config_args:
+        cmd += ["--config", *settings.config_args]
+    if settings.replace_workflow_config:
+        cmd.append("--replace-workflow-config")
+    return cmd
+
+
+def build_workflow_report():
+    if not os.path.exists(f"{RESULTS}/report.html"):
+        # a partial run (--until, a target short of the report): nothing complete to report yet
+        print(f"Snakemake report not built: {RESULTS}/report.html does not exist yet.", file=sys.stderr)
+        return
+    proc = subprocess.run(workflow_report_command(), capture_output=True, text=True)
+    if proc.returncode == 0:
+        print(f"Snakemake report: {WORKFLOW_REPORT}; audit report: {RESULTS}/report.html", file=sys.stderr)
+    else:
+        print(f"Snakemake report not built (`snakemake --report {WORKFLOW_REPORT}` failed):\n"
+              + proc.stderr[-3000:], file=sys.stderr)

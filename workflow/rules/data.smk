@@ -7,14 +7,17 @@ rule prepare:
         images=f"{RESULTS}/data/{{dataset}}/images.npy",
     params:
         config=lambda w: as_json(config["datasets"][w.dataset]),
-        out_dir=lambda w: data_dir(w.dataset),
+        out_dir=out_dir,
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
     threads: 4
+    conda:
+        CONDA_ENV
     shell:
-        "{CLI} prepare --config {params.config:q} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        "python -m prunebias.cli prepare --config {params.config:q} --out-dir {params.out_dir}"
+        " --threads {threads} > {log} 2>&1"
 
 
 # Backdoor tasks: which samples carry the trigger, chosen once by a generator seeded with
@@ -30,5 +33,8 @@ rule triggered_ids:
         task=lambda w: as_json(task_spec(config, w.task)),
     log:
         f"{RESULTS}/logs/triggered_ids/{{dataset}}/{{task}}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{CLI} triggered-ids --index {input.index} --task {params.task:q} --out {output} > {log} 2>&1"
+        "python -m prunebias.cli triggered-ids --index {input.index} --task {params.task:q}"
+        " --out {output} > {log} 2>&1"

@@ -3,9 +3,6 @@
 # here only their tables and figures, made when the experiment is on (experiment_outputs()).
 
 
-EXPERIMENT_CODE = [workflow.source_path(f"../../src/prunebias/{m}.py") for m in ("experiments", "figures_experiments")]
-
-
 for _kind in ("single_vs_joint", "backdoor"):
 
     rule:
@@ -14,7 +11,7 @@ for _kind in ("single_vs_joint", "backdoor"):
         input:
             summary=f"{RESULTS}/tables/summary.parquet",
             metrics=f"{RESULTS}/tables/metrics.parquet",
-            code=EXPERIMENT_CODE,
+            code=stage_code("experiment"),
         output:
             table=f"{RESULTS}/tables/{_kind}.parquet",
             png=report(
@@ -25,9 +22,11 @@ for _kind in ("single_vs_joint", "backdoor"):
             svg=f"{RESULTS}/figures/{_kind}.svg",
         params:
             kind=_kind,
-            stem=f"{RESULTS}/figures/{_kind}",
+            stem=figure_stem,
         log:
             f"{RESULTS}/logs/experiments/{_kind}.log",
+        conda:
+            CONDA_ENV
         shell:
-            "{CLI} experiment --kind {params.kind} --summary {input.summary} --metrics {input.metrics}"
-            " --out-table {output.table} --out-figure {params.stem} > {log} 2>&1"
+            "python -m prunebias.cli experiment --kind {params.kind} --summary {input.summary}"
+            " --metrics {input.metrics} --out-table {output.table} --out-figure {params.stem} > {log} 2>&1"

@@ -10,13 +10,16 @@ rule predict:
         valid=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/valid.parquet",
         test=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/test.parquet",
     params:
-        data=lambda w: data_dir(w.dataset),
+        data=data_dir_of,
         batch_size=config["train"]["eval_batch_size"],
     log:
         f"{RESULTS}/logs/predict/{{dataset}}/{{task}}/{{arch}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/predict/{{dataset}}/{{task}}/{{arch}}/{{run}}.tsv"
     threads: 1  # CPU default: one thread per job; GPU profiles raise it
+    conda:
+        CONDA_ENV
     shell:
-        "{CLI} predict --data {params.data} --model {input.model} --batch-size {params.batch_size}"
-        " --out valid={output.valid} test={output.test} --threads {threads} > {log} 2>&1"
+        "python -m prunebias.cli predict --data {params.data} --model {input.model}"
+        " --batch-size {params.batch_size} --out valid={output.valid} test={output.test}"
+        " --threads {threads} > {log} 2>&1"

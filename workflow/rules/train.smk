@@ -1,21 +1,7 @@
 # Stages 2-3: dense training and pruning/fine-tuning. The expensive rules: their params are
 # exactly the settings that change their result (train_spec, plus the task's settings for
-# single-label and backdoor tasks: prunebias.tasks.task_train_spec), so analysis edits never rerun them.
-
-MODELS = f"{RESULTS}/models/{{dataset}}/{{task}}/{{arch}}"
-
-
-def run_identity(w, method, sparsity):
-    return as_json(
-        {
-            "dataset": w.dataset,
-            "task": w.task,
-            "arch": w.arch,
-            "method": method,
-            "target_sparsity": sparsity,
-            "seed": int(w.seed),
-        }
-    )
+# single-label and backdoor tasks: prunebias.tasks.task_train_spec), and they take no code
+# inputs, so analysis edits never rerun them.
 
 
 rule train_dense:
@@ -28,22 +14,20 @@ rule train_dense:
     params:
         spec=lambda w: as_json(task_train_spec(config, w.task, "dense")),
         run=lambda w: run_identity(w, "dense", 0.0),
-        data=lambda w: data_dir(w.dataset),
+        data=data_dir_of,
+    resources:
+        torch_compile=TORCH_COMPILE,
     log:
         f"{RESULTS}/logs/train_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.tsv"
     threads: 1  # CPU default: one thread per job; GPU profiles raise it
+    conda:
+        CONDA_ENV
     shell:
-        "{CLI} train --data {params.data} --model {output.model} --log {output.log}"
-        " --spec {params.spec:q} --run {params.run:q} {TRAIN_FLAGS} --threads {threads} > {log} 2>&1"
-
-
-def prune_inputs(w):
-    inputs = data_files(w)
-    if starts_from_dense(w.method):
-        inputs["parent"] = f"{RESULTS}/models/{w.dataset}/{w.task}/{w.arch}/dense/seed{w.seed}/model.pt"
-    return inputs
+        "python -m prunebias.cli train --data {params.data} --model {output.model} --log {output.log}"
+        " --spec {params.spec:q} --run {params.run:q} --compile {resources.torch_compile}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule prune:
@@ -56,13 +40,18 @@ rule prune:
     params:
         spec=lambda w: as_json(task_train_spec(config, w.task, w.method)),
         run=lambda w: run_identity(w, w.method, float(w.sparsity)),
-        data=lambda w: data_dir(w.dataset),
-        parent=lambda w, input: f"--parent {input.parent}" if "parent" in input.keys() else "",
+        data=data_dir_of,
+        parent=parent_flag,
+    resources:
+        torch_compile=TORCH_COMPILE,
     log:
         f"{RESULTS}/logs/prune/{{dataset}}/{{task}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prune/{{dataset}}/{{task}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}.tsv"
     threads: 1  # CPU default: one thread per job; GPU profiles raise it
+    conda:
+        CONDA_ENV
     shell:
-        "{CLI} train --data {params.data} --model {output.model} --log {output.log}"
-        " --spec {params.spec:q} --run {params.run:q} {params.parent} {TRAIN_FLAGS} --threads {threads} > {log} 2>&1"
+        "python -m prunebias.cli train --data {params.data} --model {output.model} --log {output.log}"
+        " --spec {params.spec:q} --run {params.run:q} {params.parent} --compile {resources.torch_compile}"
+        " --threads {threads} > {log} 2>&1"

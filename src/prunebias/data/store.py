@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow as pa
 
 from prunebias.io import read_metadata, write_parquet
+from prunebias.vocabulary import SPLITS
 
 INDEX_COLUMNS = ("id", "split", "source")
-SPLITS = ("train", "valid", "test")
 
 
 def attribute_names(index: pd.DataFrame) -> list[str]:

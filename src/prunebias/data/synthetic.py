@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from prunebias.vocabulary import SPLITS
+
 IDENTITY_ATTRIBUTES = ("Male", "Young", "Chubby", "Pale_Skin")
 
 
@@ -119,7 +121,6 @@ ATTRIBUTES = tuple(
     a for a in CELEBA_ORDER if a in ATTRIBUTE_MODEL or a == "No_Beard"
 )
 
-SPLITS = ("train", "valid", "test")
 _CHUNK = 1024  # images rendered at once: bounds memory at large sizes
 
 

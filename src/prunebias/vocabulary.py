@@ -1,0 +1,63 @@
+"""The project's names, stated once: splits, key columns, methods and their labels, statistic
+labels, and the figures and tables each stage writes.
+
+Pure data, no imports: the workflow reads it while it parses (rule outputs are named from it),
+and every module that shows or checks one of these names imports it from here.
+"""
+
+#: Data splits, in the order of the index and of seeded draws.
+SPLITS = ("train", "valid", "test")
+#: The splits a model predicts and the analyses read.
+EVALUATION_SPLITS = ("valid", "test")
+
+#: What identifies a curve: one data set, task and architecture.
+SETTING = ["dataset", "task", "arch"]
+#: What identifies a point of a curve, over seeds.
+MODEL = SETTING + ["method", "sparsity"]
+
+#: Compression methods, in the order of legends and tables.
+METHODS = ("dense", "gmp", "gmp_pt", "oneshot", "acdc")
+#: Their names in tables and sentences (a method not listed is shown by its own name).
+METHOD_LABELS = {"dense": "dense", "gmp": "GMP", "gmp_pt": "GMP-PT", "oneshot": "one-shot", "acdc": "AC/DC"}
+#: Their names in figure legends and panel titles: the label and how the method starts.
+METHOD_LEGENDS = {
+    method: METHOD_LABELS[method] + detail
+    for method, detail in {
+        "dense": "", "gmp": " (from scratch)", "gmp_pt": " (post-training)", "oneshot": " + fine-tune", "acdc": "",
+    }.items()
+}
+
+#: Dense-model statistics of the attribute criterion, as figures and the report name them.
+STATISTIC_LABELS = {
+    "uncertainty": "dense uncertainty",
+    "interdependence": "dense interdependence (R²)",
+    "auc": "dense ROC-AUC",
+    "train_prevalence": "training prevalence",
+    "train_rarity": "training rarity (min(π, 1 − π))",
+    "group_gap": "training group-prevalence gap",
+}
+
+#: Figures of the metrics against sparsity (prunebias.figures), one file stem each.
+METRIC_FIGURES = ("accuracy_auc", "bias_amplification", "uncertainty_interdependence", "dba_heatmap", "group_gaps")
+#: Figures of the criteria and countermeasures (prunebias.figures_criteria) -> the criteria
+#: tables each is drawn from, in the order of its arguments.
+CRITERIA_FIGURES = {
+    "pr_curves": ("pr_curve", "headline"),
+    "dba_vs_uncertainty": ("attribute_ranking", "attribute_criterion"),
+    "routing_curve": ("routing_curve",),
+    "cie_groups": ("cie_groups",),
+}
+#: The tables of the criteria stage (prunebias.criteria), per (dataset, task, arch) and concatenated.
+CRITERIA_TABLES = (
+    "cie_groups",
+    "sample_criterion",
+    "headline",
+    "attribute_criterion",
+    "attribute_ranking",
+    "countermeasures",
+    "routing_curve",
+    "susceptible_samples",
+    "pr_curve",
+)
+#: Figure formats: PNG for quick viewing, SVG for the report (sharp at any size).
+FIGURE_FORMATS = ("png", "svg")
