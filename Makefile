@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv run control seeds validity test test-fast dry-run report bench clean system-deps
+.PHONY: venv run control seeds validity test test-fast lint dry-run report bench clean system-deps
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[test,slurm]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,slurm,lint]"
 	touch $@
 
 run: venv
@@ -35,6 +35,13 @@ dry-run: venv
 
 test: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# Snakemake's linter, the rule files' formatter and ruff (lint + format) over the Python.
+lint: venv
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 test-fast: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -80,8 +80,10 @@ def main() -> None:
         f"{args.models} models x {args.attributes} attributes x {args.test} test samples "
         f"({args.valid} valid, {args.train} train; {args.identities} identities, {rows} rows/model)"
     )
-    print(f"total {elapsed.sum():.2f} s; per model mean {1e3 * elapsed.mean():.1f} ms, "
-          f"median {1e3 * np.median(elapsed):.1f} ms, max {1e3 * elapsed.max():.1f} ms")
+    print(
+        f"total {elapsed.sum():.2f} s; per model mean {1e3 * elapsed.mean():.1f} ms, "
+        f"median {1e3 * np.median(elapsed):.1f} ms, max {1e3 * elapsed.max():.1f} ms"
+    )
     # CPU time tells apart a slow metric from a busy machine.
     print(f"cpu {cpu.sum():.2f} s; per model mean {1e3 * cpu.mean():.1f} ms")
 

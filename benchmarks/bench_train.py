@@ -37,7 +37,14 @@ from prunebias.data import celeba
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.models import build_model
 from prunebias.train import (
-    TensorData, compiled, configure_backend, make_optimizer, model_to, predict_logits, train_step, training_batch,
+    TensorData,
+    compiled,
+    configure_backend,
+    make_optimizer,
+    model_to,
+    predict_logits,
+    train_step,
+    training_batch,
 )
 
 CELEBA_TRAIN = 162_770
@@ -58,7 +65,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--images", type=int, help="JPEGs generated for the baseline (default 256 on CPU, 4096 on CUDA)")
     p.add_argument("--workers", type=int, default=4, help="baseline DataLoader num_workers")
     p.add_argument("--prepare-workers", type=int, default=os.cpu_count() or 1, help="celeba.prepare processes")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training step of both paths (runtime.compile)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the training step of both paths (runtime.compile)"
+    )
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args()
     if args.device == "auto":
@@ -146,19 +155,30 @@ class JpegDataset(torch.utils.data.Dataset):
 def bench_baseline(paths, labels, size: int, args, device) -> float:
     from torchvision import transforms as T
 
-    transform = T.Compose([
-        T.Resize(stored_size(size)), T.RandomCrop(size), T.RandomHorizontalFlip(), T.ToTensor(),
-        T.Normalize([0.5] * 3, [0.5] * 3),
-    ])
+    transform = T.Compose(
+        [
+            T.Resize(stored_size(size)),
+            T.RandomCrop(size),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
     # Exactly the timed batches: the loader must not decode extra batches (prefetch) in the
     # timed window, nor hand over batches decoded before it, which would hide its cost.
     sampler = torch.utils.data.RandomSampler(  # shuffled; with replacement so any --images suffices
-        range(len(paths)), replacement=True, num_samples=args.steps * args.batch_size,
+        range(len(paths)),
+        replacement=True,
+        num_samples=args.steps * args.batch_size,
         generator=torch.Generator().manual_seed(0),
     )
     loader = torch.utils.data.DataLoader(
-        JpegDataset(paths, labels, transform), batch_size=args.batch_size, sampler=sampler,
-        num_workers=args.workers, pin_memory=device.type == "cuda", drop_last=True,
+        JpegDataset(paths, labels, transform),
+        batch_size=args.batch_size,
+        sampler=sampler,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
     )
     model = make_model(args.arch, size, device)
     step_model = compiled(model, args.compile)
@@ -179,8 +199,12 @@ def bench_baseline(paths, labels, size: int, args, device) -> float:
 def bench_inference(model: nn.Module, data: TensorData, size: int, args, device) -> float:
     n = args.eval_batch_size * (2 if device.type == "cpu" else 10)  # timed images
     sub = TensorData(data.images[:n], data.labels[:n], device)
-    predict_logits(model, TensorData(sub.images[: args.eval_batch_size], sub.labels[: args.eval_batch_size], device),
-                   size, args.eval_batch_size)  # warm-up
+    predict_logits(
+        model,
+        TensorData(sub.images[: args.eval_batch_size], sub.labels[: args.eval_batch_size], device),
+        size,
+        args.eval_batch_size,
+    )  # warm-up
     with Timer(device) as t:
         predict_logits(model, sub, size, args.eval_batch_size)
     return len(sub) / t.seconds
@@ -215,9 +239,14 @@ def main() -> None:
     device = torch.device(args.device)
     configure_backend(device)  # as a training job: cuDNN autotuning on GPU
     header = {
-        "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(), "load_avg": os.getloadavg(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg": os.getloadavg(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
     for k, v in header.items():
@@ -250,25 +279,49 @@ def main() -> None:
             del data
             base = bench_baseline(paths, labels, size, args, device)
             row = {
-                "project_images_per_s": proj["images_per_s"], "baseline_images_per_s": base,
+                "project_images_per_s": proj["images_per_s"],
+                "baseline_images_per_s": base,
                 "ratio": proj["images_per_s"] / base,
-                "project_epoch_s": CELEBA_TRAIN / proj["images_per_s"], "baseline_epoch_s": CELEBA_TRAIN / base,
-                "project_data_share": proj["data_share"], "inference_images_per_s": infer,
-                "prepare_s_per_1000": prep[size], "stored_px": side,
+                "project_epoch_s": CELEBA_TRAIN / proj["images_per_s"],
+                "baseline_epoch_s": CELEBA_TRAIN / base,
+                "project_data_share": proj["data_share"],
+                "inference_images_per_s": infer,
+                "prepare_s_per_1000": prep[size],
+                "stored_px": side,
             }
             results["sizes"][size] = row
             print(f"size {size}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
 
     print(f"\n{args.arch}, 40 outputs, batch", args.batch_size, "on", header["gpu"] or header["cpu"])
-    cols = ["px", "proj img/s", "base img/s", "ratio", "proj epoch", "base epoch", "data share", "infer img/s", "prep s/1k"]
+    cols = [
+        "px",
+        "proj img/s",
+        "base img/s",
+        "ratio",
+        "proj epoch",
+        "base epoch",
+        "data share",
+        "infer img/s",
+        "prep s/1k",
+    ]
     print(" | ".join(f"{c:>11}" for c in cols))
     for size, r in results["sizes"].items():
-        vals = [size, r["project_images_per_s"], r["baseline_images_per_s"], r["ratio"],
-                f"{r['project_epoch_s'] / 60:.1f} min", f"{r['baseline_epoch_s'] / 60:.1f} min",
-                f"{100 * r['project_data_share']:.1f}%", r["inference_images_per_s"], r["prepare_s_per_1000"]]
+        vals = [
+            size,
+            r["project_images_per_s"],
+            r["baseline_images_per_s"],
+            r["ratio"],
+            f"{r['project_epoch_s'] / 60:.1f} min",
+            f"{r['baseline_epoch_s'] / 60:.1f} min",
+            f"{100 * r['project_data_share']:.1f}%",
+            r["inference_images_per_s"],
+            r["prepare_s_per_1000"],
+        ]
         print(" | ".join(f"{v:>11.4g}" if isinstance(v, float) else f"{v!s:>11}" for v in vals))
     smallest = min(results["sizes"])
-    print(f"data path share of the step at {smallest} px (project): {100 * results['sizes'][smallest]['project_data_share']:.1f}%")
+    print(
+        f"data path share of the step at {smallest} px (project): {100 * results['sizes'][smallest]['project_data_share']:.1f}%"
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

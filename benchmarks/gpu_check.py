@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import json
 import os
 import platform
@@ -29,9 +28,19 @@ from pathlib import Path
 # Import name -> distribution, for the project's runtime dependencies (pyproject.toml) and
 # what the check itself needs (pytest for step b, triton for torch.compile on CUDA).
 PROJECT_IMPORTS = {
-    "torch": "torch", "torchvision": "torchvision", "numpy": "numpy", "pandas": "pandas",
-    "pyarrow": "pyarrow", "sklearn": "scikit-learn", "scipy": "scipy", "matplotlib": "matplotlib",
-    "seaborn": "seaborn", "jinja2": "jinja2", "PIL": "pillow", "yaml": "pyyaml", "snakemake": "snakemake",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "pyarrow": "pyarrow",
+    "sklearn": "scikit-learn",
+    "scipy": "scipy",
+    "matplotlib": "matplotlib",
+    "seaborn": "seaborn",
+    "jinja2": "jinja2",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "snakemake": "snakemake",
 }
 EXTRA_IMPORTS = {"pytest": "pytest", "triton": "triton", "setuptools": "setuptools"}
 
@@ -59,12 +68,19 @@ def cmd_imports(a) -> int:
     for name in names:
         ok, text = found[name]
         dist = PROJECT_IMPORTS.get(name) or EXTRA_IMPORTS[name]
-        result[name] = {"ok": ok, "dist": dist, "project_dep": name in PROJECT_IMPORTS, ("version" if ok else "error"): text}
+        result[name] = {
+            "ok": ok,
+            "dist": dist,
+            "project_dep": name in PROJECT_IMPORTS,
+            ("version" if ok else "error"): text,
+        }
         print(f"  import {name:<12} " + (f"ok {text}" if ok else f"FAILED: {text}"), flush=True)
     Path(a.out).write_text(json.dumps(result, indent=2))
     missing = [n for n, r in result.items() if r["project_dep"] and not r["ok"]]
-    print("all project dependencies import" if not missing else
-          "MISSING project dependencies: " + ", ".join(missing), flush=True)
+    print(
+        "all project dependencies import" if not missing else "MISSING project dependencies: " + ", ".join(missing),
+        flush=True,
+    )
     return 0
 
 
@@ -81,11 +97,16 @@ def cmd_env(a) -> int:
     import torch
 
     info = {
-        "python": platform.python_version(), "executable": sys.executable, "platform": platform.platform(),
-        "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
-        "torch": torch.__version__, "torch_cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "cuda_available": torch.cuda.is_available(), "device_count": torch.cuda.device_count(),
+        "cuda_available": torch.cuda.is_available(),
+        "device_count": torch.cuda.device_count(),
         "env": {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "PRUNEBIAS_DEVICE", "OMP_NUM_THREADS")},
     }
     try:
@@ -104,9 +125,14 @@ def cmd_env(a) -> int:
         info["gpus"] = []
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            info["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}",
-                                 "memory_gib": round(p.total_memory / 2**30, 1),
-                                 "multiprocessors": p.multi_processor_count})
+            info["gpus"].append(
+                {
+                    "name": p.name,
+                    "capability": f"{p.major}.{p.minor}",
+                    "memory_gib": round(p.total_memory / 2**30, 1),
+                    "multiprocessors": p.multi_processor_count,
+                }
+            )
         info["bf16_supported"] = torch.cuda.is_bf16_supported()
     for k, v in info.items():
         print(f"{k:>16}: {v}")
@@ -134,8 +160,12 @@ def cmd_wfconfig(a) -> int:
     override = {
         "results": "results",
         "datasets": {"celeba": celeba},
-        "train": {"epochs": a.epochs, "batch_size": a.batch_size, "eval_batch_size": a.eval_batch_size,
-                  "crop_size": a.crop},
+        "train": {
+            "epochs": a.epochs,
+            "batch_size": a.batch_size,
+            "eval_batch_size": a.eval_batch_size,
+            "crop_size": a.crop,
+        },
         # 2 epochs: prune at epoch 0 and reach the target at epoch 1 (integers: epochs, not fractions)
         "prune": {"methods": {"gmp_pt": {"epochs": 2, "schedule": {"start": 0, "end": 1, "step": 1}}}},
         "analysis": {"bootstrap": a.bootstrap, "ba_min_positives": a.ba_min_positives},
@@ -160,10 +190,17 @@ def read_steps(work: Path) -> list[dict]:
         for row in csv.reader(path.open(), delimiter="\t"):
             if len(row) >= 6:
                 name, status, rc, seconds, limit, note = row[:6]
-                steps.append({"name": name, "status": status, "rc": int(rc) if rc.lstrip("-").isdigit() else None,
-                              "seconds": float(seconds) if seconds else None,
-                              "limit_s": int(limit) if limit.isdigit() else None, "note": note,
-                              "log": f"logs/{name}.log"})
+                steps.append(
+                    {
+                        "name": name,
+                        "status": status,
+                        "rc": int(rc) if rc.lstrip("-").isdigit() else None,
+                        "seconds": float(seconds) if seconds else None,
+                        "limit_s": int(limit) if limit.isdigit() else None,
+                        "note": note,
+                        "log": f"logs/{name}.log",
+                    }
+                )
     return steps
 
 
@@ -182,12 +219,20 @@ def pytest_summary(xml_path: Path) -> dict | None:
         for tag in ("failure", "error", "skipped"):
             el = case.find(tag)
             if el is not None:
-                status, message = {"failure": "failed", "error": "errors", "skipped": "skipped"}[tag], (
-                    el.get("message") or "")[:300]
+                status, message = (
+                    {"failure": "failed", "error": "errors", "skipped": "skipped"}[tag],
+                    (el.get("message") or "")[:300],
+                )
                 break
         out[status] += 1
-        out["cases"].append({"name": name, "status": status.rstrip("s") if status == "errors" else status,
-                             "seconds": float(case.get("time", 0) or 0), "message": message})
+        out["cases"].append(
+            {
+                "name": name,
+                "status": status.rstrip("s") if status == "errors" else status,
+                "seconds": float(case.get("time", 0) or 0),
+                "message": message,
+            }
+        )
     return out
 
 
@@ -196,8 +241,13 @@ def bench_summary(path: Path) -> dict | None:
         return None
     data = json.loads(path.read_text())
     header = data.get("header", {})
-    return {"gpu": header.get("gpu"), "torch": header.get("torch"), "load_avg": header.get("load_avg"),
-            "settings": header.get("settings"), "sizes": data.get("sizes")}
+    return {
+        "gpu": header.get("gpu"),
+        "torch": header.get("torch"),
+        "load_avg": header.get("load_avg"),
+        "settings": header.get("settings"),
+        "sizes": data.get("sizes"),
+    }
 
 
 def workflow_summary(wdir: Path) -> dict | None:
@@ -211,12 +261,22 @@ def workflow_summary(wdir: Path) -> dict | None:
         job = {"log": str(log.relative_to(res)), "device": None, "compiled": False, "epochs": []}
         for line in log.read_text(errors="replace").splitlines():
             if m := TRAINING_RE.match(line):
-                job.update(device=m.group(2), compiled=bool(m.group(3)), train_images=int(m.group(4)),
-                           valid_images=int(m.group(5)))
+                job.update(
+                    device=m.group(2),
+                    compiled=bool(m.group(3)),
+                    train_images=int(m.group(4)),
+                    valid_images=int(m.group(5)),
+                )
             elif m := EPOCH_RE.match(line):
-                job["epochs"].append({"epoch": int(m.group(1)), "train_loss": float(m.group(3)),
-                                      "val_acc": float(m.group(5)), "sparsity": float(m.group(6)),
-                                      "seconds": float(m.group(7))})
+                job["epochs"].append(
+                    {
+                        "epoch": int(m.group(1)),
+                        "train_loss": float(m.group(3)),
+                        "val_acc": float(m.group(5)),
+                        "sparsity": float(m.group(6)),
+                        "seconds": float(m.group(7)),
+                    }
+                )
             elif m := SELECTED_RE.match(line):
                 job.update(selected_epoch=int(m.group(1)), measured_sparsity=float(m.group(2)))
         later = [e["seconds"] for e in job["epochs"][1:]]  # the first epoch includes cuDNN autotuning
@@ -229,8 +289,13 @@ def workflow_summary(wdir: Path) -> dict | None:
             out["job_seconds"][str(tsv.relative_to(res / "benchmarks"))] = float(rows[0]["s"])
         except (OSError, KeyError, IndexError, ValueError):
             pass
-    for name in ("report.html", "workflow_report.html", "tables/summary.parquet", "tables/metrics.parquet",
-                 "data/celeba/images.npy"):
+    for name in (
+        "report.html",
+        "workflow_report.html",
+        "tables/summary.parquet",
+        "tables/metrics.parquet",
+        "data/celeba/images.npy",
+    ):
         p = res / name
         out["outputs"][name] = p.stat().st_size if p.exists() else None
     devices = {j["device"] for j in out["training_jobs"]}
@@ -262,24 +327,34 @@ def cmd_summarize(a) -> int:
     # A short human-readable digest on stdout (the device tool returns the output's tail).
     print(f"summary: ok={summary['ok']} failed={failed or 'none'} wall={summary.get('wall_s')}s")
     env = summary["env"] or {}
-    print(f"  {[g['name'] for g in env.get('gpus', [])] or 'no GPU'}, torch {env.get('torch')}, CUDA "
-          f"{env.get('torch_cuda')}, cuDNN {env.get('cudnn')}, triton {env.get('triton')}, python {env.get('python')}")
+    print(
+        f"  {[g['name'] for g in env.get('gpus', [])] or 'no GPU'}, torch {env.get('torch')}, CUDA "
+        f"{env.get('torch_cuda')}, cuDNN {env.get('cudnn')}, triton {env.get('triton')}, python {env.get('python')}"
+    )
     for s in steps:
-        print(f"  {s['name']:<14} {s['status']:<8} rc={s['rc']!s:<4} {s['seconds'] or 0:7.1f}s "
-              f"(limit {s['limit_s']}s) {s['note']}")
+        print(
+            f"  {s['name']:<14} {s['status']:<8} rc={s['rc']!s:<4} {s['seconds'] or 0:7.1f}s "
+            f"(limit {s['limit_s']}s) {s['note']}"
+        )
     if summary["pytest_gpu"] and "cases" in summary["pytest_gpu"]:
         p = summary["pytest_gpu"]
-        print(f"  pytest -m gpu: {p['passed']} passed, {p['failed']} failed, {p['errors']} errors, {p['skipped']} skipped")
+        print(
+            f"  pytest -m gpu: {p['passed']} passed, {p['failed']} failed, {p['errors']} errors, {p['skipped']} skipped"
+        )
     for kind, b in summary["bench"].items():
         for size, r in ((b or {}).get("sizes") or {}).items():
-            print(f"  bench {kind} {size}px: project {r['project_images_per_s']:.1f} img/s, baseline "
-                  f"{r['baseline_images_per_s']:.1f} img/s, ratio {r['ratio']:.2f}, epoch {r['project_epoch_s']:.1f}s, "
-                  f"data share {100 * r['project_data_share']:.2f}%, inference {r['inference_images_per_s']:.1f} img/s")
+            print(
+                f"  bench {kind} {size}px: project {r['project_images_per_s']:.1f} img/s, baseline "
+                f"{r['baseline_images_per_s']:.1f} img/s, ratio {r['ratio']:.2f}, epoch {r['project_epoch_s']:.1f}s, "
+                f"data share {100 * r['project_data_share']:.2f}%, inference {r['inference_images_per_s']:.1f} img/s"
+            )
     for tag, w in summary["workflow"].items():
         if w:
             rates = [j.get("epoch_images_per_s_after_first") for j in w["training_jobs"]]
-            print(f"  workflow {tag}: {len(w['training_jobs'])} training jobs on {w['training_devices']}, "
-                  f"epoch img/s after the first {rates}, report.html {w['outputs'].get('report.html')} bytes")
+            print(
+                f"  workflow {tag}: {len(w['training_jobs'])} training jobs on {w['training_devices']}, "
+                f"epoch img/s after the first {rates}, report.html {w['outputs'].get('report.html')} bytes"
+            )
     return 0
 
 

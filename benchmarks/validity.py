@@ -24,7 +24,9 @@ import pandas as pd
 
 
 def accuracy_lines(metrics: pd.DataFrame) -> list[str]:
-    acc = metrics[(metrics["metric"] == "accuracy") & (metrics["threshold"] == "default") & (metrics["task"] == "joint")]
+    acc = metrics[
+        (metrics["metric"] == "accuracy") & (metrics["threshold"] == "default") & (metrics["task"] == "joint")
+    ]
     per_model = acc.groupby(["dataset", "method", "sparsity", "seed"])["value"].mean()
     curve = per_model.groupby(["dataset", "method", "sparsity"]).mean()
     lines = []
@@ -60,7 +62,9 @@ def effect_lines(effects: pd.DataFrame) -> list[str]:
 
 def convergence_lines(convergence: pd.DataFrame) -> list[str]:
     conv = convergence[(convergence["task"] == "joint") & (convergence["method"] != "dense")]
-    g = conv.groupby(["dataset", "method", "sparsity"]).agg(kept=("information_kept", "mean"), falling=("still_falling", "sum"))
+    g = conv.groupby(["dataset", "method", "sparsity"]).agg(
+        kept=("information_kept", "mean"), falling=("still_falling", "sum")
+    )
     return [
         f"{d} {m} {100 * s:g} %: information kept {100 * r['kept']:.0f} %, still falling in {int(r['falling'])} model(s)"
         for (d, m, s), r in g.iterrows()

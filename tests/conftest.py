@@ -19,5 +19,5 @@ def tiny_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
     index, images = synthetic.generate({"train": 256, "valid": 96, "test": 128}, image_size=16, seed=1)
     save_array(images, out / "images.npy")
-    store.write_index(index, out, {"source": "synthetic", "resolution": 16})
+    store.write_index(index, out / "index.parquet", {"source": "synthetic", "resolution": 16})
     return out

@@ -27,7 +27,7 @@ def test_random_crop_without_padding_or_flip_is_a_window_of_the_input():
     out = augment.random_crop_flip(x, 4, 0, False, torch.Generator().manual_seed(0))
     assert out.shape == (4, 4, 4, 3)
     for i in range(4):
-        windows = [x[i, t : t + 4, l : l + 4] for t in range(3) for l in range(3)]
+        windows = [x[i, t : t + 4, left : left + 4] for t in range(3) for left in range(3)]
         assert any(torch.equal(out[i], w) for w in windows)
 
 

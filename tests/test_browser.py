@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from test_report import build_synthetic_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

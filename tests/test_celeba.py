@@ -19,6 +19,7 @@ from prunebias import jobs
 from prunebias.data import celeba, store
 from prunebias.data.celeba import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, CelebAError
 from prunebias.data.celeba_format import CELEBA_ATTRIBUTES, write_mini_celeba
+from workflow_utils import prepared_files
 
 N = 10
 SIZE = (36, 44)  # (width, height): small JPEGs keep the file fast; portrait like CelebA's 178 x 218
@@ -58,7 +59,11 @@ def edit_line(path: Path, line_no: int, edit) -> None:
 def test_index_columns_dtypes_order_splits_and_ids(mini, tmp_path):
     index = run_prepare(mini, tmp_path / "out")
     assert list(index.columns) == ["id", "split", "source", *CELEBA_ATTRIBUTES]
-    assert len(CELEBA_ATTRIBUTES) == 40 and CELEBA_ATTRIBUTES[:3] == ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive"]
+    assert len(CELEBA_ATTRIBUTES) == 40 and CELEBA_ATTRIBUTES[:3] == [
+        "5_o_Clock_Shadow",
+        "Arched_Eyebrows",
+        "Attractive",
+    ]
     assert CELEBA_ATTRIBUTES[20] == "Male" and CELEBA_ATTRIBUTES[-1] == "Young"
     assert all(index[a].dtype == bool for a in CELEBA_ATTRIBUTES)
     assert index["id"].tolist() == [f"{i:06d}.jpg" for i in range(1, N + 1)]
@@ -273,14 +278,14 @@ def test_upscaling_on_purpose(root, tmp_path):
 
 def test_jobs_prepare_writes_a_readable_data_set(mini, tmp_path):
     out = tmp_path / "data"
-    jobs.prepare({"source": "celeba", "root": str(mini), "resolution": 32}, out)
+    jobs.prepare({"source": "celeba", "root": str(mini), "resolution": 32}, *prepared_files(out))
     assert sorted(p.name for p in out.iterdir()) == ["images.npy", "index.parquet"]
-    index = store.load_index(out)
-    images = store.load_images(out)
+    index = store.load_index(out / "index.parquet")
+    images = store.load_images(out / "images.npy")
     assert images.shape == (N, 32, 32, 3) and images.dtype == np.uint8
     assert store.attribute_names(index) == CELEBA_ATTRIBUTES
     assert index["split"].value_counts().to_dict() == SPLITS
-    assert store.index_info(out)["resolution"] == 32
+    assert store.index_info(out / "index.parquet")["resolution"] == 32
     store.check_index(index, len(images))
 
 
@@ -288,7 +293,7 @@ def test_jobs_prepare_bad_input_leaves_no_data_set(root, tmp_path):
     truncate(root / IMAGE_DIR / "000005.jpg")
     out = tmp_path / "data"
     with pytest.raises(CelebAError, match="000005.jpg"):
-        jobs.prepare({"source": "celeba", "root": str(root), "resolution": 32}, out)
+        jobs.prepare({"source": "celeba", "root": str(root), "resolution": 32}, *prepared_files(out))
     assert_no_output(out)
 
 
@@ -299,7 +304,7 @@ def test_jobs_prepare_removes_the_images_when_the_index_fails(mini, tmp_path, mo
     monkeypatch.setattr(store, "check_index", reject)
     out = tmp_path / "data"
     with pytest.raises(ValueError, match="bad index"):
-        jobs.prepare({"source": "celeba", "root": str(mini), "resolution": 32}, out)
+        jobs.prepare({"source": "celeba", "root": str(mini), "resolution": 32}, *prepared_files(out))
     assert_no_output(out)
 
 
@@ -329,9 +334,13 @@ def test_limit_rows_fills_rounding_leftovers_and_keeps_every_split():
 
 def test_jobs_prepare_with_limit_writes_every_split(mini, tmp_path):
     out = tmp_path / "data"
-    jobs.prepare({"source": "celeba", "root": str(mini), "resolution": 16, "limit": 5}, out)
-    assert store.load_index(out)["split"].value_counts().to_dict() == {"train": 3, "valid": 1, "test": 1}
-    assert store.load_images(out).shape == (5, 16, 16, 3)
+    jobs.prepare({"source": "celeba", "root": str(mini), "resolution": 16, "limit": 5}, *prepared_files(out))
+    assert store.load_index(out / "index.parquet")["split"].value_counts().to_dict() == {
+        "train": 3,
+        "valid": 1,
+        "test": 1,
+    }
+    assert store.load_images(out / "images.npy").shape == (5, 16, 16, 3)
 
 
 def test_partition_without_a_test_split_fails_before_decoding(root, tmp_path):

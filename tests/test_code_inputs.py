@@ -19,9 +19,11 @@ def write_package(root, modules):
 
 @pytest.fixture
 def package(tmp_path):
-    return write_package(tmp_path, {
-        "prunebias.__init__": "",
-        "prunebias.cli": """
+    return write_package(
+        tmp_path,
+        {
+            "prunebias.__init__": "",
+            "prunebias.cli": """
             import argparse
 
             def cmd_a(args):
@@ -33,7 +35,7 @@ def package(tmp_path):
                 handler = jobs
                 handler.run_a(args)
             """,
-        "prunebias.jobs": """
+            "prunebias.jobs": """
             from prunebias.io import write
 
             def run_a(args):
@@ -46,19 +48,20 @@ def package(tmp_path):
             def helper():
                 from prunebias.sub import gamma
             """,
-        "prunebias.io": "def write(): pass\n",
-        "prunebias.alpha": """
+            "prunebias.io": "def write(): pass\n",
+            "prunebias.alpha": """
             from prunebias import delta
 
             def later():
                 import prunebias.epsilon
             """,
-        "prunebias.beta": "import torch\n",
-        "prunebias.delta": "from prunebias import alpha  # a cycle\n",
-        "prunebias.epsilon": "",
-        "prunebias.sub.__init__": "",
-        "prunebias.sub.gamma": "",
-    })
+            "prunebias.beta": "import torch\n",
+            "prunebias.delta": "from prunebias import alpha  # a cycle\n",
+            "prunebias.epsilon": "",
+            "prunebias.sub.__init__": "",
+            "prunebias.sub.gamma": "",
+        },
+    )
 
 
 def names(files, root):
@@ -68,8 +71,15 @@ def names(files, root):
 def test_a_called_function_brings_its_imports_not_its_neighbours(package):
     files = stage_files("prunebias.cli:cmd_a", root=package)
     assert names(files, package) == [
-        "__init__.py", "alpha.py", "cli.py", "delta.py", "epsilon.py", "io.py", "jobs.py",
-        "sub/__init__.py", "sub/gamma.py",
+        "__init__.py",
+        "alpha.py",
+        "cli.py",
+        "delta.py",
+        "epsilon.py",
+        "io.py",
+        "jobs.py",
+        "sub/__init__.py",
+        "sub/gamma.py",
     ]
 
 

@@ -62,7 +62,10 @@ def test_unknown_key_inside_a_dataset_and_a_method(config):
     "edit, match",
     [
         (lambda c: c["grid"].update(datasets=["celeba"]), "grid.datasets: 'celeba' is not defined"),
-        (lambda c: c["grid"].update(methods=["acdc", "gmp"]) or c["prune"]["methods"].pop("acdc"), "prune.methods.acdc"),
+        (
+            lambda c: c["grid"].update(methods=["acdc", "gmp"]) or c["prune"]["methods"].pop("acdc"),
+            "prune.methods.acdc",
+        ),
         (lambda c: c["grid"].update(sparsities=[]), "grid.sparsities: empty"),
         (lambda c: c["datasets"]["synth"].pop("sizes"), "datasets.synth.sizes"),
         (lambda c: c["train"].update(crop_size=64), "train.crop_size: 64 is larger"),
@@ -85,7 +88,9 @@ def test_train_spec_holds_only_training_settings(config):
         assert "analysis" not in spec and "identities" not in spec and "report" not in spec
         assert spec["batch_size"] == config["train"]["batch_size"]
     assert dense["epochs"] == config["train"]["epochs"] and dense["schedule"] == {}
-    assert pruned["optimizer"]["name"] == "adam" and pruned["schedule"] == config["prune"]["methods"]["gmp_pt"]["schedule"]
+    assert (
+        pruned["optimizer"]["name"] == "adam" and pruned["schedule"] == config["prune"]["methods"]["gmp_pt"]["schedule"]
+    )
     changed = copy.deepcopy(config)
     changed["analysis"]["bootstrap"] = 5
     assert train_spec(changed, "dense") == dense
@@ -97,5 +102,7 @@ def test_schema_errors_name_the_dotted_key(config):
     config["grid"]["sparsities"] = [0.5, 1.0]
     config["train"]["epochs"] = "ten"
     messages = schema_errors(config, SCHEMA)
-    assert any(m.startswith("grid.sparsities.1: 1.0 is greater than or equal to the maximum") for m in messages), messages
+    assert any(m.startswith("grid.sparsities.1: 1.0 is greater than or equal to the maximum") for m in messages), (
+        messages
+    )
     assert any(m.startswith("train.epochs: 'ten' is not of type 'integer'") for m in messages), messages

@@ -245,8 +245,15 @@ def test_attribute_criterion_ranks_attributes_when_dense_statistics_predict_delt
 def _metrics_rows(method, sparsity, seed, threshold, metric, identity, values):
     return pd.DataFrame(
         {
-            "method": method, "sparsity": sparsity, "seed": seed, "attribute": list(values), "identity": identity,
-            "group": "all", "threshold": threshold, "metric": metric, "value": list(values.values()),
+            "method": method,
+            "sparsity": sparsity,
+            "seed": seed,
+            "attribute": list(values),
+            "identity": identity,
+            "group": "all",
+            "threshold": threshold,
+            "metric": metric,
+            "value": list(values.values()),
         }
     )
 
@@ -315,8 +322,17 @@ def _routing_data(seed=6, n=6000):
 def test_random_routing_recovers_about_k_and_full_routing_recovers_everything():
     dense, sparse, y, g, y_train, g_train = _routing_data()
     curve = cr.routing_curve(
-        dense, sparse, y, g, y_train, g_train, ["a", "b"], ["g"],
-        fractions=[0, 0.1, 0.3, 0.5, 1.0], n_random=10, seed=1,
+        dense,
+        sparse,
+        y,
+        g,
+        y_train,
+        g_train,
+        ["a", "b"],
+        ["g"],
+        fractions=[0, 0.1, 0.3, 0.5, 1.0],
+        n_random=10,
+        seed=1,
     )
     assert list(curve.columns) == cr.TABLE_COLUMNS["routing_curve"][2:]
     ident_all = curve[curve["identity"] == "all"].set_index(["routing", "metric", "fraction"])["recovered"]
@@ -343,8 +359,17 @@ def test_routing_routes_exactly_round_k_n_samples_with_the_least_certain_first()
     labels = np.ones((10, 1), dtype=bool)  # the dense model is right, the sparse one wrong
     groups = np.zeros((10, 1), dtype=bool)
     curve = cr.routing_curve(
-        dense, -dense, labels, groups, np.ones((4, 1), bool), np.array([[True], [False]] * 2), ["a"], ["g"],
-        fractions=[0.3, 0.26], n_random=0, min_positives=0,
+        dense,
+        -dense,
+        labels,
+        groups,
+        np.ones((4, 1), bool),
+        np.array([[True], [False]] * 2),
+        ["a"],
+        ["g"],
+        fractions=[0.3, 0.26],
+        n_random=0,
+        min_positives=0,
     )
     acc = curve[curve["metric"] == "accuracy"].set_index("fraction")["value"]
     assert acc[0.3] == pytest.approx(0.3) and acc[0.26] == pytest.approx(0.3)  # round(2.6) = 3
@@ -379,8 +404,18 @@ def test_routing_matches_seeds_and_reports_spread_over_them():
     dense3 = np.concatenate([dense, dense, -dense])  # seed 25 would be a different model
     sparse2 = np.concatenate([sparse, sparse])
     curve = cr.routing_curve(
-        dense3, sparse2, y, g, y_train, g_train, ["a", "b"], ["g"],
-        fractions=[0, 0.5], dense_seeds=[23, 24, 25], sparse_seeds=[24, 23], n_random=0,
+        dense3,
+        sparse2,
+        y,
+        g,
+        y_train,
+        g_train,
+        ["a", "b"],
+        ["g"],
+        fractions=[0, 0.5],
+        dense_seeds=[23, 24, 25],
+        sparse_seeds=[24, 23],
+        n_random=0,
     )
     assert set(curve["routing"]) == {"susceptible"} and (curve["n_seeds"] == 2).all()
     np.testing.assert_allclose(curve["std"], 0.0, atol=1e-12)
@@ -433,8 +468,15 @@ def synthetic():
                 rows = split == part
                 frames[part] = pd.DataFrame(z[rows].astype(np.float32), columns=attributes)
                 frames[part].insert(0, "id", index["id"][rows].to_numpy())
-            meta = {"dataset": "synth", "task": "joint", "arch": "cnn", "method": method,
-                    "target_sparsity": sparsity, "measured_sparsity": sparsity, "seed": seed}
+            meta = {
+                "dataset": "synth",
+                "task": "joint",
+                "arch": "cnn",
+                "method": method,
+                "target_sparsity": sparsity,
+                "measured_sparsity": sparsity,
+                "seed": seed,
+            }
             runs.append((meta, frames["test"]))
             m = pm.model_metrics(index, frames["valid"], frames["test"], IDENTITIES, min_positives=3)
             metrics.append(m.assign(method=method, sparsity=sparsity, seed=seed))
@@ -444,7 +486,13 @@ def synthetic():
 def test_criteria_tables_returns_every_table_with_the_documented_columns(synthetic):
     index, runs, metrics = synthetic
     tables = cr.criteria_tables(
-        index, runs[::-1], metrics, IDENTITIES, bootstrap=50, gallery_size=3, min_positives=3,
+        index,
+        runs[::-1],
+        metrics,
+        IDENTITIES,
+        bootstrap=50,
+        gallery_size=3,
+        min_positives=3,
         routing_fractions=(0, 0.1, 0.5),
     )
     assert set(tables) == set(cr.TABLE_COLUMNS)
@@ -486,8 +534,9 @@ def test_precision_recall_curves_by_hand_match_sklearn_and_stay_small():
 
     score = np.array([[0.9, 0.8], [0.8, 0.1]])  # pairs flattened: 0.9, 0.8, 0.8, 0.1
     target = np.array([[True, False], [True, False]])
-    curve = cr.precision_recall_curves({"uncertainty": score}, {("gmp", 0.9, "cie"): target},
-                                       key_names=("method", "sparsity", "target"))
+    curve = cr.precision_recall_curves(
+        {"uncertainty": score}, {("gmp", 0.9, "cie"): target}, key_names=("method", "sparsity", "target")
+    )
     assert list(curve.columns) == cr.TABLE_COLUMNS["pr_curve"]
     np.testing.assert_allclose(curve["threshold"], [0.9, 0.8, 0.1])  # tied pairs are flagged together
     np.testing.assert_allclose(curve["share_flagged"], [0.25, 0.75, 1.0])
@@ -510,7 +559,11 @@ def test_precision_recall_curves_by_hand_match_sklearn_and_stay_small():
         assert c["recall"].isna().all() if target == "none" else c["recall"].is_monotonic_increasing
     with pytest.raises(ValueError, match="max_points"):
         cr.precision_recall_curves({"s": s}, {"cie": y}, max_points=1)
-    for bad, message in (({}, "scores is empty"), ({"s": s, "t": s[:-1]}, "scores\\['t'\\] must be a NaN-free array"),
-                         ({"s": np.where(y, np.nan, s)}, "NaN-free"), ({"flag": s}, "only 0 and 1")):
+    for bad, message in (
+        ({}, "scores is empty"),
+        ({"s": s, "t": s[:-1]}, "scores\\['t'\\] must be a NaN-free array"),
+        ({"s": np.where(y, np.nan, s)}, "NaN-free"),
+        ({"flag": s}, "only 0 and 1"),
+    ):
         with pytest.raises(ValueError, match=message):
             cr.precision_recall_curves(bad, {"cie": y})

@@ -35,7 +35,9 @@ def test_paired_effects_point_estimates_are_the_per_model_metrics():
     cond = metrics.train_conditionals(y, g)
     table = effects.paired_effects(models, preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT, n_bootstrap=50)
     row = table[(table["statistic"] == "bias_amplification") & (table["sparsity"] == 0.9)].iloc[0]
-    ba = [metrics.bias_amplification_batch(p[None], y, g, cond, attributes=ATTRS, identities=IDENT)[0, 0] for p in preds]
+    ba = [
+        metrics.bias_amplification_batch(p[None], y, g, cond, attributes=ATTRS, identities=IDENT)[0, 0] for p in preds
+    ]
     ba = np.array(ba)
     stable = np.isfinite(ba).all(axis=0)
     by = models.assign(ba=[np.nanmean(b[stable]) for b in ba])
@@ -65,7 +67,10 @@ def test_bootstrap_interval_matches_a_recomputed_bootstrap():
     row_of = {(m, s): i for i, (m, s) in enumerate(zip(models.method, models.seed))}
     diffs = []
     for ix, ss in zip(idx, seed_draws):
-        u = lambda r: ((probs[r][ix] > 0.1) & (probs[r][ix] < 0.9)).mean()  # noqa: E731
+
+        def u(r, ix=ix):
+            return ((probs[r][ix] > 0.1) & (probs[r][ix] < 0.9)).mean()
+
         diffs.append(np.mean([u(row_of["gmp", s]) - u(row_of["dense", s]) for s in ss]))
     row = table[table["statistic"] == "uncertainty"].iloc[0]
     assert row["ci_low"] == pytest.approx(np.quantile(diffs, 0.025))
@@ -76,7 +81,9 @@ def test_sparser_models_leaning_on_identity_show_rising_ba_and_identity_dependen
     rng, y, g = _data(n=1000)
     models, preds, probs = _models(rng, y, g)
     cond = metrics.train_conditionals(y, g)
-    table = effects.paired_effects(models, preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT, n_bootstrap=100)
+    table = effects.paired_effects(
+        models, preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT, n_bootstrap=100
+    )
     at = table[table["sparsity"] == 0.9].set_index("statistic")
     assert at.loc["bias_amplification", "ci_low"] > 0
     assert at.loc["identity_dependence", "ci_low"] > 0
@@ -109,7 +116,9 @@ def test_missing_dense_or_seed_is_refused():
     models, preds, probs = _models(rng, y, g)
     cond = metrics.train_conditionals(y, g)
     with pytest.raises(ValueError, match="dense"):
-        effects.paired_effects(models.assign(method="gmp"), preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT)
+        effects.paired_effects(
+            models.assign(method="gmp"), preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT
+        )
     with pytest.raises(ValueError, match="do not match"):
         effects.paired_effects(models.iloc[:-1], preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT)
 
@@ -127,7 +136,15 @@ def test_information_kept_and_bce():
 def test_training_trend_flags_a_falling_loss():
     falling = pd.DataFrame({"epoch": range(5), "train_loss": [1.0, 0.8, 0.6, 0.5, 0.4]})
     flat = pd.DataFrame({"epoch": range(5), "train_loss": [1.0, 0.8, 0.5, 0.5, 0.499]})
-    meta = {"dataset": "d", "task": "joint", "arch": "a", "method": "gmp", "target_sparsity": 0.9, "seed": 1, "selected_epoch": 4}
+    meta = {
+        "dataset": "d",
+        "task": "joint",
+        "arch": "a",
+        "method": "gmp",
+        "target_sparsity": 0.9,
+        "seed": 1,
+        "selected_epoch": 4,
+    }
     trend = effects.training_trend([(falling, meta), (flat, meta)])
     assert trend["still_falling"].tolist() == [True, False]
     assert trend["loss_drop_last_epochs"].iloc[0] == pytest.approx(1 / 3)

@@ -11,7 +11,12 @@ from prunebias.experiments import backdoor_table, paired_dba, single_vs_joint
 
 BACKDOOR = "backdoor-A-yellow_square-5-95"
 # BA(Male, A) per (task, seed): (dense, pruned at 0.9)
-BA = {("joint", 1): (0.10, 0.15), ("joint", 2): (0.20, 0.22), ("single-A", 1): (0.10, 0.30), ("single-A", 2): (0.10, 0.20)}
+BA = {
+    ("joint", 1): (0.10, 0.15),
+    ("joint", 2): (0.20, 0.22),
+    ("single-A", 1): (0.10, 0.30),
+    ("single-A", 2): (0.10, 0.20),
+}
 
 
 def _metrics() -> pd.DataFrame:
@@ -21,18 +26,43 @@ def _metrics() -> pd.DataFrame:
         for threshold, (method, sparsity, value) in itertools.product(
             ("default", "calibrated"), (("dense", 0.0, dense), ("gmp_pt", 0.9, pruned))
         ):
-            rows.append({**model, "task": task, "method": method, "sparsity": sparsity, "seed": seed,
-                         "attribute": "A", "threshold": threshold, "metric": "bias_amplification", "value": value})
+            rows.append(
+                {
+                    **model,
+                    "task": task,
+                    "method": method,
+                    "sparsity": sparsity,
+                    "seed": seed,
+                    "attribute": "A",
+                    "threshold": threshold,
+                    "metric": "bias_amplification",
+                    "value": value,
+                }
+            )
             if task == "joint":  # an attribute trained jointly only: not compared
                 rows.append({**rows[-1], "attribute": "B", "value": 0.5})
     for seed, threshold, (method, sparsity) in itertools.product(
         (1, 2), ("default", "calibrated"), (("dense", 0.0), ("gmp_pt", 0.9))
     ):
-        for metric, value in (("backdoor_bias_amplification", 0.01 * seed + sparsity / 10),
-                              ("triggered_accuracy", 0.9), ("clean_accuracy", 0.8)):
-            rows.append({**model, "task": BACKDOOR, "method": method, "sparsity": sparsity, "seed": seed,
-                         "attribute": "A", "identity": "trigger", "threshold": threshold, "metric": metric,
-                         "value": value})
+        for metric, value in (
+            ("backdoor_bias_amplification", 0.01 * seed + sparsity / 10),
+            ("triggered_accuracy", 0.9),
+            ("clean_accuracy", 0.8),
+        ):
+            rows.append(
+                {
+                    **model,
+                    "task": BACKDOOR,
+                    "method": method,
+                    "sparsity": sparsity,
+                    "seed": seed,
+                    "attribute": "A",
+                    "identity": "trigger",
+                    "threshold": threshold,
+                    "metric": metric,
+                    "value": value,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -73,7 +103,10 @@ def test_backdoor_table_parses_the_task():
     assert set(table["metric"]) == {"backdoor_bias_amplification", "triggered_accuracy", "clean_accuracy"}
     first = table.iloc[0]
     assert (first["attribute"], first["trigger"], first["train_negatives"], first["train_positives"]) == (
-        "A", "yellow_square", 0.05, 0.95
+        "A",
+        "yellow_square",
+        0.05,
+        0.95,
     )
     ba = table[(table["metric"] == "backdoor_bias_amplification") & (table["method"] == "gmp_pt")]
     assert ba["mean"].to_numpy() == pytest.approx([0.105, 0.105])  # (0.1 + 0.01·s), s = 1, 2

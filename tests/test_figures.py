@@ -51,9 +51,7 @@ def make_metrics(methods=METHODS, sparsities=SPARSITIES, seeds=SEEDS, archs=("cn
     )
     rows = rows.merge(pd.DataFrame({"threshold": ["default", "calibrated"]}), how="cross")
     frame = (
-        _cross(dataset=["synth"], task=["joint"], arch=list(archs))
-        .merge(models, how="cross")
-        .merge(rows, how="cross")
+        _cross(dataset=["synth"], task=["joint"], arch=list(archs)).merge(models, how="cross").merge(rows, how="cross")
     )
     value = (
         frame["metric"].map(BASE).fillna(0.5)

@@ -15,7 +15,12 @@ from prunebias import metrics as pm
 
 IDENTITIES = ["Male", "Young"]
 ATTRIBUTES = ["Smiling", "Blond_Hair", "Male", "Young", "Bald", "Eyeglasses"]
-SETTINGS = [("dense", 0.0, (23, 24, 25)), ("gmp", 0.9, (23, 24, 25)), ("gmp", 0.99, (23, 24, 25)), ("acdc", 0.99, (23, 24))]
+SETTINGS = [
+    ("dense", 0.0, (23, 24, 25)),
+    ("gmp", 0.9, (23, 24, 25)),
+    ("gmp", 0.99, (23, 24, 25)),
+    ("acdc", 0.99, (23, 24)),
+]
 SETTING = {"dataset": "synth", "task": "joint", "arch": "cnn"}
 
 

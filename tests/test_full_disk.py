@@ -34,8 +34,9 @@ def _mount(where: Path, size: str) -> None:
         pytest.skip(f"needs Linux tmpfs, this is {sys.platform}")
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a small tmpfs (run the tests as root to check a full disk)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"could not mount a tmpfs at {where}: {done.stderr.strip() or done.returncode}")
 
@@ -71,8 +72,13 @@ def _torch_small():
 
 def _frame(n: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"id": [f"{i:06d}.jpg" for i in range(n)], "Male": rng.normal(size=n).astype(np.float32),
-                         "Young": rng.normal(size=n)})
+    return pd.DataFrame(
+        {
+            "id": [f"{i:06d}.jpg" for i in range(n)],
+            "Male": rng.normal(size=n).astype(np.float32),
+            "Young": rng.normal(size=n),
+        }
+    )
 
 
 def _html(n: int) -> str:
@@ -83,11 +89,19 @@ def _html(n: int) -> str:
 # (writer, big object, small object, file name): the writers of the three artifacts, plus the image array.
 WRITERS = {
     "checkpoint": (io.save_torch, _torch_big, _torch_small, "model.pt"),
-    "predictions": (lambda df, p: io.write_parquet(df, p, metadata={"split": "test", "seed": 1}),
-                    lambda: _frame(BIG_ROWS // 2), lambda: _frame(5), "test.parquet"),
+    "predictions": (
+        lambda df, p: io.write_parquet(df, p, metadata={"split": "test", "seed": 1}),
+        lambda: _frame(BIG_ROWS // 2),
+        lambda: _frame(5),
+        "test.parquet",
+    ),
     "report": (io.write_text, lambda: _html(20_000), lambda: _html(3), "report.html"),
-    "image-array": (io.save_array, lambda: np.random.default_rng(1).normal(size=BIG_ROWS),
-                    lambda: np.zeros(3), "images.npy"),
+    "image-array": (
+        io.save_array,
+        lambda: np.random.default_rng(1).normal(size=BIG_ROWS),
+        lambda: np.zeros(3),
+        "images.npy",
+    ),
 }
 
 
@@ -140,7 +154,9 @@ def test_cli_reports_a_full_disk_in_one_line(disk, tmp_path):
     out = disk / "x.parquet"
     done = subprocess.run(
         [sys.executable, "-m", "prunebias.cli", "concat", "--inputs", str(src), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 1, done.stderr

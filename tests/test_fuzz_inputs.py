@@ -35,6 +35,7 @@ from prunebias.data import celeba, store
 from prunebias.data.celeba import ATTR_FILE, PARTITION_FILE, CelebAError
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import METADATA_KEY, read_predictions, write_parquet
+from workflow_utils import prepared_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "workflow/schemas/config.schema.yaml"
@@ -45,16 +46,59 @@ SCALE = float(os.environ.get("PRUNEBIAS_FUZZ_SCALE", "1"))
 
 def fuzz(examples: int):
     """Hypothesis settings of these tests: ``examples`` cases, no per-case deadline (the machine may be busy)."""
-    return settings(max_examples=max(1, round(examples * SCALE)), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=max(1, round(examples * SCALE)),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
 
 # Byte strings a hostile or damaged file may hold.
 PAYLOADS = [
-    b"\x00", b"\x00\x00\x00\x00", b"\xff", b"\xfe\xff", b"\xe9", b"\xc3", b"\xc3(", b"\xed\xa0\x80", b"\x85",
-    "\u2028".encode(), "\u00a0".encode(), "é".encode("latin-1"), b"\r", b"\n", b"\r\n", b"\n\n", b" ", b"\t",
-    b"\x0b", b"\x0c", b"-", b"1", b"0", b"2", b"3", b"-1", b"1" * 5000, b"9" * 400, b"1e400", b"-1e308",
-    b"nan", b"NaN", b"inf", b"-inf", b"0x1", b"+1", b"1.0", b"../../etc/passwd", b"a/b.jpg", b"000001.jpg",
-    b"000001.jpg 1", b"id", b"Male", b"\xef\xbb\xbf",
+    b"\x00",
+    b"\x00\x00\x00\x00",
+    b"\xff",
+    b"\xfe\xff",
+    b"\xe9",
+    b"\xc3",
+    b"\xc3(",
+    b"\xed\xa0\x80",
+    b"\x85",
+    "\u2028".encode(),
+    "\u00a0".encode(),
+    "é".encode("latin-1"),
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\n\n",
+    b" ",
+    b"\t",
+    b"\x0b",
+    b"\x0c",
+    b"-",
+    b"1",
+    b"0",
+    b"2",
+    b"3",
+    b"-1",
+    b"1" * 5000,
+    b"9" * 400,
+    b"1e400",
+    b"-1e308",
+    b"nan",
+    b"NaN",
+    b"inf",
+    b"-inf",
+    b"0x1",
+    b"+1",
+    b"1.0",
+    b"../../etc/passwd",
+    b"a/b.jpg",
+    b"000001.jpg",
+    b"000001.jpg 1",
+    b"id",
+    b"Male",
+    b"\xef\xbb\xbf",
 ]
 ENCODINGS = ["latin-1", "utf-16", "utf-16-le", "utf-16-be", "utf-8-sig", "cp1252", "utf-32"]
 
@@ -81,14 +125,14 @@ def mutate(data: bytes, ops) -> bytes:
         elif kind == "insert":
             data = data[:pos] + args[1] + data[pos:]
         elif kind == "delete":
-            data = data[:pos] + data[pos + args[1]:]
+            data = data[:pos] + data[pos + args[1] :]
         elif kind == "replace" and data:
             pos = min(pos, len(data) - 1)
-            data = data[:pos] + bytes([args[1]]) + data[pos + 1:]
+            data = data[:pos] + bytes([args[1]]) + data[pos + 1 :]
         elif kind in ("dup_line", "drop_line"):
             lines = data.split(b"\n")
             k = args[0] % len(lines)
-            lines[k:k + 1] = [lines[k]] * 2 if kind == "dup_line" else []
+            lines[k : k + 1] = [lines[k]] * 2 if kind == "dup_line" else []
             data = b"\n".join(lines)
         elif kind == "crlf":
             data = data.replace(b"\n", b"\r\n")
@@ -134,8 +178,9 @@ NAME = st.from_regex(r"[A-Z][A-Za-z_]{0,8}", fullmatch=True).filter(lambda s: s 
 def attribute_tables(draw):
     names = draw(st.lists(NAME, min_size=1, max_size=5, unique=True))
     n = draw(st.integers(1, 8))
-    values = draw(st.lists(st.lists(st.sampled_from([-1, 1]), min_size=len(names), max_size=len(names)),
-                           min_size=n, max_size=n))
+    values = draw(
+        st.lists(st.lists(st.sampled_from([-1, 1]), min_size=len(names), max_size=len(names)), min_size=n, max_size=n)
+    )
     return names, [f"{i + 1:06d}.jpg" for i in range(n)], np.array(values, dtype=np.int8)
 
 
@@ -253,8 +298,9 @@ def test_partition_files_parse_or_fail_naming_the_file(work, part, lay, ops):
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory) -> Path:
-    return write_mini_celeba(tmp_path_factory.mktemp("celeba") / "src", n=6, size=(24, 30),
-                             split_counts={"train": 4, "valid": 1, "test": 1})
+    return write_mini_celeba(
+        tmp_path_factory.mktemp("celeba") / "src", n=6, size=(24, 30), split_counts={"train": 4, "valid": 1, "test": 1}
+    )
 
 
 @fuzz(12)
@@ -268,15 +314,15 @@ def test_prepare_on_mutated_celeba_files_leaves_no_partial_data_set(work, mini, 
     (root / which).write_bytes(mutate((root / which).read_bytes(), ops))
     out = d / "out"
     try:
-        jobs.prepare({"source": "celeba", "root": str(root), "resolution": 16}, out)
+        jobs.prepare({"source": "celeba", "root": str(root), "resolution": 16}, *prepared_files(out))
     except CelebAError as exc:
         assert names_the_file(exc, root / which, root), exc
         assert_no_partial_output(out)
         event(f"refused: {_why(exc, root / which)}")
         return
     event("prepared")
-    index = store.load_index(out)
-    assert len(index) == len(store.load_images(out))
+    index = store.load_index(out / "index.parquet")
+    assert len(index) == len(store.load_images(out / "images.npy"))
     assert sorted(p.name for p in out.iterdir()) == ["images.npy", "index.parquet"]
 
 
@@ -325,21 +371,30 @@ def config_paths(value, prefix=()):
 
 PATHS = [p for p in config_paths(BASE_CONFIG) if p]
 SCALARS = (
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=8) | st.sampled_from(["", "0.9", "synth", "gmp", "\x00", "é", "yes", "1e400", ".nan"])
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8)
+    | st.sampled_from(["", "0.9", "synth", "gmp", "\x00", "é", "yes", "1e400", ".nan"])
 )
 VALUES = st.recursive(
-    SCALARS, lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=6) | st.integers(), ch, max_size=3),
+    SCALARS,
+    lambda ch: st.lists(ch, max_size=3) | st.dictionaries(st.text(max_size=6) | st.integers(), ch, max_size=3),
     max_leaves=6,
 )
 CONFIG_OP = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(PATHS), VALUES),
     st.tuples(st.just("delete"), st.sampled_from(PATHS)),
-    st.tuples(st.just("add_key"), st.sampled_from([()] + PATHS), st.text(min_size=1, max_size=8) | st.integers(),
-              VALUES),
+    st.tuples(
+        st.just("add_key"), st.sampled_from([()] + PATHS), st.text(min_size=1, max_size=8) | st.integers(), VALUES
+    ),
     st.tuples(st.just("typo"), st.sampled_from(PATHS), st.integers(0, 7)),
-    st.tuples(st.just("number"), st.sampled_from(PATHS),
-              st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308, 2**63, -(2**63), 0, -1, 1, 0.5, 1e-320])),
+    st.tuples(
+        st.just("number"),
+        st.sampled_from(PATHS),
+        st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308, 2**63, -(2**63), 0, -1, 1, 0.5, 1e-320]),
+    ),
 )
 
 
@@ -367,7 +422,7 @@ def apply_config_op(config, op):
         del parent[last]
     elif kind == "typo" and isinstance(parent, dict) and isinstance(last, str) and last:
         i = op[2] % len(last)
-        parent[last[:i] + last[i + 1:] + last[i]] = parent.pop(last)
+        parent[last[:i] + last[i + 1 :] + last[i]] = parent.pop(last)
     return config
 
 
@@ -418,14 +473,19 @@ def test_nan_and_inf_numbers_are_refused_naming_the_key():
 
 
 # ================================================================= predictions -> metrics
-SETTINGS = {"identities": ["Male", "Young"], "ba_min_positives": 2, "ba_min_relative_gap": 0.1,
-            "uncertainty_band": [0.1, 0.9], "ece_bins": 10}
+SETTINGS = {
+    "identities": ["Male", "Young"],
+    "ba_min_positives": 2,
+    "ba_min_relative_gap": 0.1,
+    "uncertainty_band": [0.1, 0.9],
+    "ece_bins": 10,
+}
 
 
 @pytest.fixture(scope="module")
 def clean(tiny_data, work):
     """Clean valid/test predictions for the tiny data set, and the metrics they give."""
-    index = store.load_index(tiny_data)
+    index = store.load_index(tiny_data / "index.parquet")
     attrs = store.attribute_names(index)
     rng = np.random.default_rng(0)
     frames, metas = {}, {}
@@ -434,13 +494,24 @@ def clean(tiny_data, work):
         frame = pd.DataFrame(rng.normal(0, 2, (len(ids), len(attrs))).astype(np.float32), columns=attrs)
         frame.insert(0, "id", ids)
         frames[split] = frame
-        metas[split] = {"dataset": "synth", "task": "joint", "arch": "small_cnn", "method": "dense",
-                        "target_sparsity": 0.0, "seed": 1, "selected_epoch": 0, "measured_sparsity": 0.0,
-                        "attributes": attrs, "split": split}
+        metas[split] = {
+            "dataset": "synth",
+            "task": "joint",
+            "arch": "small_cnn",
+            "method": "dense",
+            "target_sparsity": 0.0,
+            "seed": 1,
+            "selected_epoch": 0,
+            "measured_sparsity": 0.0,
+            "attributes": attrs,
+            "split": split,
+        }
     d = work / "clean"
     for split in frames:
         write_parquet(frames[split], d / f"{split}.parquet", metadata=metas[split])
-    jobs.model_metrics(tiny_data, d / "valid.parquet", d / "test.parquet", d / "metrics.parquet", SETTINGS)
+    jobs.model_metrics(
+        tiny_data / "index.parquet", d / "valid.parquet", d / "test.parquet", d / "metrics.parquet", SETTINGS
+    )
     return {"frames": frames, "metas": metas, "metrics": pd.read_parquet(d / "metrics.parquet"), "index": index}
 
 
@@ -455,8 +526,11 @@ FRAME_OP = st.one_of(
     st.tuples(st.just("extra_col"), st.sampled_from(["note", "Male_", "split"])),
     st.tuples(st.just("rows"), st.sampled_from(["shuffle", "empty", "half", "first"])),
     st.tuples(st.just("foreign_id"), st.floats(0, 1), st.sampled_from(["999999.jpg", "", "\x00", "other-split"])),
-    st.tuples(st.just("meta"), st.sampled_from(["dataset", "task", "seed", "target_sparsity", "attributes", "method"]),
-              st.sampled_from(["<drop>", None, "x", 1.5, True, [], "backdoor-nope"])),
+    st.tuples(
+        st.just("meta"),
+        st.sampled_from(["dataset", "task", "seed", "target_sparsity", "attributes", "method"]),
+        st.sampled_from(["<drop>", None, "x", 1.5, True, [], "backdoor-nope"]),
+    ),
 )
 FILE_OP = st.one_of(
     st.tuples(st.just("bytes"), byte_mutations(2)),
@@ -488,8 +562,12 @@ def apply_frame_op(frame: pd.DataFrame, meta: dict, op, index: pd.DataFrame, spl
     elif kind == "extra_col":
         frame[op[1]] = "x" if op[1] == "note" else 0.5
     elif kind == "rows":
-        frame = {"shuffle": frame.sample(frac=1, random_state=0), "empty": frame.iloc[:0],
-                 "half": frame.iloc[: len(frame) // 2], "first": frame.iloc[:1]}[op[1]].reset_index(drop=True)
+        frame = {
+            "shuffle": frame.sample(frac=1, random_state=0),
+            "empty": frame.iloc[:0],
+            "half": frame.iloc[: len(frame) // 2],
+            "first": frame.iloc[:1],
+        }[op[1]].reset_index(drop=True)
     elif kind == "foreign_id" and len(frame):
         other = index.loc[index["split"] != split, "id"].iloc[0]
         frame.loc[int(op[1] * (len(frame) - 1)), "id"] = other if op[2] == "other-split" else op[2]
@@ -516,8 +594,15 @@ def apply_file_op(path: Path, op) -> None:
     elif kind == "as_text":
         frame = pd.read_parquet(path)
         text = frame.to_csv(index=False)
-        path.write_bytes({"csv": text.encode(), "utf-16": text.encode("utf-16"),
-                          "latin-1": ("é" + text).encode("latin-1"), "empty": b"", "nul": b"\x00" * 64}[op[1]])
+        path.write_bytes(
+            {
+                "csv": text.encode(),
+                "utf-16": text.encode("utf-16"),
+                "latin-1": ("é" + text).encode("latin-1"),
+                "empty": b"",
+                "nul": b"\x00" * 64,
+            }[op[1]]
+        )
 
 
 @fuzz(120)
@@ -539,14 +624,16 @@ def test_metrics_stage_on_mutated_predictions(tiny_data, work, clean, target, fr
         except (pa.ArrowException, ValueError, TypeError):
             event("not writable as Parquet")
             return  # not even writable as Parquet (e.g. a duplicated column name): nothing to read
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(meta, sort_keys=True).encode()}
+        )
         path.parent.mkdir(exist_ok=True)
         pq.write_table(table, path)
         if split == target and file_op is not None:
             apply_file_op(path, file_op)
     out = d / "metrics" / "m.parquet"
     try:
-        jobs.model_metrics(tiny_data, paths["valid"], paths["test"], out, SETTINGS)
+        jobs.model_metrics(tiny_data / "index.parquet", paths["valid"], paths["test"], out, SETTINGS)
     except (ValueError, FileNotFoundError) as exc:
         assert names_the_file(exc, paths[target]), exc
         assert "\n" not in str(exc) and len(str(exc)) < 1500, exc

@@ -168,8 +168,14 @@ def train_split(pos_g1, n_g1, pos_g0, n_g0):
 
 def ba(pred, train, *, min_positives=2, min_relative_gap=0.1, identities=("g",)):
     return m.bias_amplification(
-        pred, Y_TEST, G_TEST, *train, attributes=["a"], identities=list(identities),
-        min_positives=min_positives, min_relative_gap=min_relative_gap,
+        pred,
+        Y_TEST,
+        G_TEST,
+        *train,
+        attributes=["a"],
+        identities=list(identities),
+        min_positives=min_positives,
+        min_relative_gap=min_relative_gap,
     )[0, 0]
 
 
@@ -184,9 +190,7 @@ def test_bias_amplification_needs_min_positives_in_both_groups():
     train = train_split(3, 4, 1, 4)
     assert np.isnan(ba(PRED, train, min_positives=3))  # only 2 test positives per group
     labels = col(T, T, T, F, T, T, F, F)  # 3 positives in g=1, still 2 in g=0
-    out = m.bias_amplification(
-        PRED, labels, G_TEST, *train, attributes=["a"], identities=["g"], min_positives=3
-    )
+    out = m.bias_amplification(PRED, labels, G_TEST, *train, attributes=["a"], identities=["g"], min_positives=3)
     assert np.isnan(out[0, 0])
 
 
@@ -239,7 +243,9 @@ def test_bias_amplification_batch_checks_its_inputs():
     with pytest.raises(ValueError, match=r"preds must be a boolean array \(M, n_samples, n_attributes\)"):
         m.bias_amplification_batch(PRED, Y_TEST, G_TEST, train, attributes=["a"], identities=["g"])
     with pytest.raises(ValueError, match="conditionals must be two arrays of shape"):
-        m.bias_amplification_batch(PRED[None], Y_TEST, G_TEST, (np.zeros((2, 1)),) * 2, attributes=["a"], identities=["g"])
+        m.bias_amplification_batch(
+            PRED[None], Y_TEST, G_TEST, (np.zeros((2, 1)),) * 2, attributes=["a"], identities=["g"]
+        )
 
 
 @settings(max_examples=80, deadline=None)
@@ -254,9 +260,15 @@ def test_bias_amplification_within_minus_one_and_one(data, n, n_attr, n_ident):
         return data.draw(arrays(bool, (rows, cols)))
 
     out = m.bias_amplification(
-        bools(n, n_attr), bools(n, n_attr), bools(n, n_ident), bools(n, n_attr), bools(n, n_ident),
-        attributes=[f"a{j}" for j in range(n_attr)], identities=[f"g{j}" for j in range(n_ident)],
-        min_positives=data.draw(st.integers(0, 2)), min_relative_gap=0.0,
+        bools(n, n_attr),
+        bools(n, n_attr),
+        bools(n, n_ident),
+        bools(n, n_attr),
+        bools(n, n_ident),
+        attributes=[f"a{j}" for j in range(n_attr)],
+        identities=[f"g{j}" for j in range(n_ident)],
+        min_positives=data.draw(st.integers(0, 2)),
+        min_relative_gap=0.0,
     )
     assert out.shape == (n_ident, n_attr)
     defined = out[~np.isnan(out)]
@@ -385,8 +397,11 @@ def test_model_metrics_schema():
 
 def value(out, metric, attribute, threshold="default", identity="all", group="all"):
     sel = out[
-        (out["metric"] == metric) & (out["attribute"] == attribute) & (out["threshold"] == threshold)
-        & (out["identity"] == identity) & (out["group"] == group)
+        (out["metric"] == metric)
+        & (out["attribute"] == attribute)
+        & (out["threshold"] == threshold)
+        & (out["identity"] == identity)
+        & (out["group"] == group)
     ]
     assert len(sel) == 1
     return sel["value"].iloc[0]

@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml"}
 # PyPI distribution -> conda-forge package, where they differ.
-CONDA_NAME = {"torch": "pytorch", "matplotlib": "matplotlib-base", "seaborn": "seaborn-base",
-              "snakemake": "snakemake-minimal"}
+CONDA_NAME = {
+    "torch": "pytorch",
+    "matplotlib": "matplotlib-base",
+    "seaborn": "seaborn-base",
+    "snakemake": "snakemake-minimal",
+}
 
 
 def _name(requirement: str) -> str:

@@ -70,7 +70,14 @@ def all_metrics(d):
 def test_every_array_metric_is_invariant_to_sample_order(d):
     expected = all_metrics(d)
     p, q = d["perm"], d["perm_train"]
-    shuffled = {**d, "z": d["z"][p], "y": d["y"][p], "g": d["g"][p], "y_train": d["y_train"][q], "g_train": d["g_train"][q]}
+    shuffled = {
+        **d,
+        "z": d["z"][p],
+        "y": d["y"][p],
+        "g": d["g"][p],
+        "y_train": d["y_train"][q],
+        "g_train": d["g_train"][q],
+    }
     got = all_metrics(shuffled)
     for name in expected:
         same(got[name], expected[name])
@@ -92,18 +99,21 @@ def test_calibrated_thresholds_give_the_validation_positive_count_per_attribute(
 
 layers = st.lists(
     st.tuples(st.sampled_from(["linear", "conv"]), st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 3])),
-    min_size=1, max_size=4,
+    min_size=1,
+    max_size=4,
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(layers=layers, s=st.floats(0.0, 1.0, exclude_max=True), scope=st.sampled_from(["global", "layerwise"]),
-       seed=st.integers(0, 2**16))
+@given(
+    layers=layers,
+    s=st.floats(0.0, 1.0, exclude_max=True),
+    scope=st.sampled_from(["global", "layerwise"]),
+    seed=st.integers(0, 2**16),
+)
 def test_masks_applied_to_a_model_give_exactly_the_target_sparsity(layers, s, scope, seed):
     torch.manual_seed(seed)
-    model = nn.Sequential(*[
-        nn.Linear(i, o) if kind == "linear" else nn.Conv2d(i, o, k) for kind, i, o, k in layers
-    ])
+    model = nn.Sequential(*[nn.Linear(i, o) if kind == "linear" else nn.Conv2d(i, o, k) for kind, i, o, k in layers])
     weights = [mod.weight for mod in model]
     masks = MaskSet.from_model(model, s, scope)
     masks.apply()

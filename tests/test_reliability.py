@@ -29,7 +29,15 @@ from prunebias.data import store
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import save_torch
 from prunebias.train import NonFiniteLossError, load_checkpoint
-from workflow_utils import ROOT, SNAKEMAKE, TINY_CONFIG, assert_fails_before_any_job, snakemake, write_config
+from workflow_utils import (
+    ROOT,
+    SNAKEMAKE,
+    TINY_CONFIG,
+    assert_fails_before_any_job,
+    prepared_files,
+    snakemake,
+    write_config,
+)
 
 EPOCHS = 3
 # Dense models only; 4000 training images at 16 px make an epoch last about a second on one thread.
@@ -51,11 +59,23 @@ def cpu_only():
 # ------------------------------------------------------------------------------- helpers
 def start_snakemake(directory: Path, *args: str) -> subprocess.Popen:
     """Start Snakemake in its own process group (its jobs inherit it), output to directory/snakemake.out."""
-    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(directory),
-                       "--configfile", str(directory / "config.yaml"), *args]
+    cmd = SNAKEMAKE + [
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(directory),
+        "--configfile",
+        str(directory / "config.yaml"),
+        *args,
+    ]
     with open(directory / "snakemake.out", "w") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
 
 
 def one(directory: Path, pattern: str) -> Path | None:
@@ -105,7 +125,9 @@ def train_processes(directory: Path) -> list[int]:
 
 def artifacts(directory: Path) -> dict[str, bytes]:
     """Predictions and checkpoints by relative path -> bytes."""
-    files = list(directory.glob("results/predictions/**/*.parquet")) + list(directory.glob("results/models/**/model.pt"))
+    files = list(directory.glob("results/predictions/**/*.parquet")) + list(
+        directory.glob("results/models/**/model.pt")
+    )
     return {str(p.relative_to(directory)): p.read_bytes() for p in files}
 
 
@@ -119,6 +141,7 @@ def assert_same_run(directory: Path, reference: Path) -> None:
     assert sorted(got) == sorted(expected) and len(got) == 3  # valid, test, model.pt
     for name in expected:
         assert got[name] == expected[name], f"{name} differs from the uninterrupted run"
+
     def epochs(d):  # the training log, less its timings
         return pd.read_parquet(one(d, "results/models/**/train_log.parquet")).drop(columns="seconds")
 
@@ -202,11 +225,17 @@ def test_nan_loss_fails_the_job_with_epoch_and_batch_and_leaves_no_output(refere
 
 
 SPEC = {
-    "epochs": 3, "batch_size": 64, "eval_batch_size": 256, "crop_size": None,
+    "epochs": 3,
+    "batch_size": 64,
+    "eval_batch_size": 256,
+    "crop_size": None,
     "augment": {"padding": 1, "flip": True},
     "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
-    "lr_schedule": {"name": "constant"}, "schedule": {}, "scope": "global",
-    "max_nonfinite_retries": 1, "retry_lr_factor": 0.1,
+    "lr_schedule": {"name": "constant"},
+    "schedule": {},
+    "scope": "global",
+    "max_nonfinite_retries": 1,
+    "retry_lr_factor": 0.1,
 }
 RUN = {"dataset": "tiny", "task": "joint", "arch": "small_cnn", "method": "dense", "target_sparsity": 0.0, "seed": 3}
 
@@ -223,7 +252,7 @@ class FlakyLoss(nn.BCEWithLogitsLoss):
 
 
 def train(data, out, spec=SPEC, run=RUN, parent=None):
-    jobs.train(data, out / "model.pt", out / "log.parquet", spec, run, parent=parent, device="cpu")
+    jobs.train(*prepared_files(data), out / "model.pt", out / "log.parquet", spec, run, parent=parent, device="cpu")
     return load_checkpoint(out / "model.pt"), pd.read_parquet(out / "log.parquet")
 
 
@@ -389,30 +418,61 @@ def test_every_artifact_is_renamed_into_place(tmp_path, monkeypatch):
             assert src.parent == f.parent and src.name.startswith(f".{f.name}.") and src.name.endswith(".tmp")
 
     data = tmp_path / "data"
-    jobs.prepare({"source": "synthetic", "resolution": 16, "seed": 0,
-                  "sizes": {"train": 128, "valid": 64, "test": 64}}, data)
+    jobs.prepare(
+        {"source": "synthetic", "resolution": 16, "seed": 0, "sizes": {"train": 128, "valid": 64, "test": 64}},
+        *prepared_files(data),
+    )
     check(data)
     write_mini_celeba(tmp_path / "celeba_src", n=10, size=(24, 30))
-    jobs.prepare({"source": "celeba", "root": str(tmp_path / "celeba_src"), "resolution": 16}, tmp_path / "celeba")
+    jobs.prepare(
+        {"source": "celeba", "root": str(tmp_path / "celeba_src"), "resolution": 16},
+        *prepared_files(tmp_path / "celeba"),
+    )
     check(tmp_path / "celeba")
     spec = {**SPEC, "epochs": 1}
-    jobs.train(data, tmp_path / "dense/model.pt", tmp_path / "dense/log.parquet", spec, RUN, device="cpu")
+    jobs.train(
+        *prepared_files(data), tmp_path / "dense/model.pt", tmp_path / "dense/log.parquet", spec, RUN, device="cpu"
+    )
     check(tmp_path / "dense")
-    jobs.train(data, tmp_path / "pruned/model.pt", tmp_path / "pruned/log.parquet",
-               {**spec, "optimizer": {"name": "adam", "lr": 1e-3}},
-               {**RUN, "method": "oneshot", "target_sparsity": 0.5}, parent=tmp_path / "dense/model.pt", device="cpu")
+    jobs.train(
+        *prepared_files(data),
+        tmp_path / "pruned/model.pt",
+        tmp_path / "pruned/log.parquet",
+        {**spec, "optimizer": {"name": "adam", "lr": 1e-3}},
+        {**RUN, "method": "oneshot", "target_sparsity": 0.5},
+        parent=tmp_path / "dense/model.pt",
+        device="cpu",
+    )
     check(tmp_path / "pruned")
     for run in ("dense", "pruned"):
-        jobs.predict(data, tmp_path / run / "model.pt",
-                     {s: tmp_path / "pred" / run / f"{s}.parquet" for s in ("valid", "test")}, device="cpu")
-        settings = {"identities": ["Male", "Young"], "ba_min_positives": 2, "ba_min_relative_gap": 0.1,
-                    "uncertainty_band": [0.1, 0.9], "ece_bins": 10}
-        jobs.model_metrics(data, tmp_path / "pred" / run / "valid.parquet", tmp_path / "pred" / run / "test.parquet",
-                           tmp_path / "metrics" / f"{run}.parquet", settings)
+        jobs.predict(
+            *prepared_files(data),
+            tmp_path / run / "model.pt",
+            {s: tmp_path / "pred" / run / f"{s}.parquet" for s in ("valid", "test")},
+            device="cpu",
+        )
+        settings = {
+            "identities": ["Male", "Young"],
+            "ba_min_positives": 2,
+            "ba_min_relative_gap": 0.1,
+            "uncertainty_band": [0.1, 0.9],
+            "ece_bins": 10,
+        }
+        jobs.model_metrics(
+            data / "index.parquet",
+            tmp_path / "pred" / run / "valid.parquet",
+            tmp_path / "pred" / run / "test.parquet",
+            tmp_path / "metrics" / f"{run}.parquet",
+            settings,
+        )
     check(tmp_path / "pred")
     check(tmp_path / "metrics")
-    jobs.aggregate(sorted(map(str, (tmp_path / "metrics").iterdir())), tmp_path / "tables/metrics.parquet",
-                   tmp_path / "tables/summary.parquet", tmp_path / "tables/group_gaps.tsv")
+    jobs.aggregate(
+        sorted(map(str, (tmp_path / "metrics").iterdir())),
+        tmp_path / "tables/metrics.parquet",
+        tmp_path / "tables/summary.parquet",
+        tmp_path / "tables/group_gaps.tsv",
+    )
     check(tmp_path / "tables")
 
 
@@ -420,7 +480,9 @@ def test_every_artifact_is_renamed_into_place(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_model(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
-    jobs.train(tiny_data, out / "model.pt", out / "log.parquet", {**SPEC, "epochs": 1}, RUN, device="cpu")
+    jobs.train(
+        *prepared_files(tiny_data), out / "model.pt", out / "log.parquet", {**SPEC, "epochs": 1}, RUN, device="cpu"
+    )
     return out / "model.pt"
 
 
@@ -428,7 +490,7 @@ def copy_data(src: Path, dst: Path, index: pd.DataFrame | None = None) -> Path:
     dst.mkdir()
     (dst / "images.npy").symlink_to(src / "images.npy")
     if index is not None:
-        store.write_index(index, dst, store.index_info(src))
+        store.write_index(index, dst / "index.parquet", store.index_info(src / "index.parquet"))
     return dst
 
 
@@ -443,14 +505,25 @@ def cli_error(capsys, *argv) -> str:
 
 def predict_error(capsys, data, model, tmp_path) -> str:
     out = tmp_path / "out"
-    err = cli_error(capsys, "predict", "--data", str(data), "--model", str(model),
-                    "--out", f"valid={out}/valid.parquet", f"test={out}/test.parquet")
+    err = cli_error(
+        capsys,
+        "predict",
+        "--index",
+        str(data / "index.parquet"),
+        "--images",
+        str(data / "images.npy"),
+        "--model",
+        str(model),
+        "--out",
+        f"valid={out}/valid.parquet",
+        f"test={out}/test.parquet",
+    )
     assert not out.exists()
     return err
 
 
 def test_predict_with_a_checkpoint_of_another_attribute_set(tiny_data, tiny_model, tmp_path, capsys):
-    index = store.load_index(tiny_data)
+    index = store.load_index(tiny_data / "index.parquet")
     other = copy_data(tiny_data, tmp_path / "other", index.drop(columns=store.attribute_names(index)[-1]))
     err = predict_error(capsys, other, tiny_model, tmp_path)
     assert str(tiny_model) in err and "trained on another data set or task" in err
@@ -477,9 +550,26 @@ def test_predict_with_a_bad_checkpoint(tiny_data, tiny_model, tmp_path, capsys, 
 def test_pruning_from_a_parent_of_another_arch(tiny_data, tiny_model, tmp_path, capsys):
     out = tmp_path / "pruned"
     run = {**RUN, "arch": "resnet18", "method": "oneshot", "target_sparsity": 0.5}
-    err = cli_error(capsys, "train", "--data", str(tiny_data), "--model", str(out / "model.pt"),
-                    "--log", str(out / "log.parquet"), "--spec", json.dumps({**SPEC, "epochs": 1}), "--run", json.dumps(run),
-                    "--parent", str(tiny_model), "--device", "cpu")
+    err = cli_error(
+        capsys,
+        "train",
+        "--index",
+        str(tiny_data / "index.parquet"),
+        "--images",
+        str(tiny_data / "images.npy"),
+        "--model",
+        str(out / "model.pt"),
+        "--log",
+        str(out / "log.parquet"),
+        "--spec",
+        json.dumps({**SPEC, "epochs": 1}),
+        "--run",
+        json.dumps(run),
+        "--parent",
+        str(tiny_model),
+        "--device",
+        "cpu",
+    )
     assert "checkpoint is a 'small_cnn' model, expected 'resnet18'" in err
     assert not out.exists() or list(out.iterdir()) == []
 
@@ -489,8 +579,14 @@ def test_pruning_from_a_parent_of_another_arch(tiny_data, tiny_model, tmp_path, 
     [
         (None, "index.parquet: missing"),
         (lambda d: (d / "index.parquet").write_bytes(b"PAR1 garbage"), "not a valid index"),
-        (lambda d: store.load_index(d).drop(columns="split").to_parquet(d / "index.parquet"), "missing columns ['split']"),
-        (lambda d: store.load_index(d).assign(Male=1).to_parquet(d / "index.parquet"), "must be bool, not: ['Male']"),
+        (
+            lambda d: store.load_index(d / "index.parquet").drop(columns="split").to_parquet(d / "index.parquet"),
+            "missing columns ['split']",
+        ),
+        (
+            lambda d: store.load_index(d / "index.parquet").assign(Male=1).to_parquet(d / "index.parquet"),
+            "must be bool, not: ['Male']",
+        ),
     ],
 )
 def test_predict_with_a_missing_or_malformed_index(tiny_data, tiny_model, tmp_path, capsys, make_index, message):
@@ -512,10 +608,16 @@ def test_predict_with_a_missing_or_malformed_index(tiny_data, tiny_model, tmp_pa
         (lambda c: c["grid"].update(archs=[]), "grid.archs: [] should be non-empty"),
         (lambda c: c["grid"].update(sparsities=[]), "grid.sparsities: empty"),
         (lambda c: c["grid"].update(sparsities=0.9), "grid.sparsities: 0.9 is not of type 'array'"),
-        (lambda c: c["grid"].update(sparsities=[0.0, 0.5]), "grid.sparsities.0: 0.0 is less than or equal to the minimum"),
+        (
+            lambda c: c["grid"].update(sparsities=[0.0, 0.5]),
+            "grid.sparsities.0: 0.0 is less than or equal to the minimum",
+        ),
         (lambda c: c["grid"].update(datasets=["celeb"]), "grid.datasets: 'celeb' is not defined"),
         (lambda c: c["train"]["optimizer"].update(lr="fast"), "train.optimizer.lr: 'fast' is not of type 'number'"),
-        (lambda c: c["train"].update(max_nonfinite_retries=-1), "train.max_nonfinite_retries: -1 is less than the minimum of 0"),
+        (
+            lambda c: c["train"].update(max_nonfinite_retries=-1),
+            "train.max_nonfinite_retries: -1 is less than the minimum of 0",
+        ),
     ],
 )
 def test_more_config_mistakes_fail_before_any_job(tmp_path, edit, message):

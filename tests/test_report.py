@@ -100,8 +100,12 @@ def test_ba_coverage_sentence_only_when_pruned_models_lose_pairs():
     metrics = make_metrics(ba_rise=0.08)
     assert not any("pairs at" in t for t in sentences_of(metrics))  # every pair defined everywhere
     # Seed 1 at 99 % predicts no Smiling: its two (identity, Smiling) BA values become undefined.
-    collapsed = (metrics["metric"] == "bias_amplification") & (metrics["sparsity"] == 0.99) & (
-        metrics["seed"] == 1) & (metrics["attribute"] == "Smiling")
+    collapsed = (
+        (metrics["metric"] == "bias_amplification")
+        & (metrics["sparsity"] == 0.99)
+        & (metrics["seed"] == 1)
+        & (metrics["attribute"] == "Smiling")
+    )
     metrics.loc[collapsed, "value"] = np.nan
     # dense: 2 identities x 4 attributes - 2 self pairs = 6 per seed; at 99 %: 4 (seed 1) and 6 -> 5
     assert (
@@ -474,7 +478,7 @@ def write_inputs(
     data = directory / "data" / "synth"
     rng = np.random.default_rng(0)
     save_array(rng.integers(0, 256, (12, image_size, image_size, 3), dtype=np.uint8), data / "images.npy")
-    store.write_index(index, data, {"source": "synthetic", "resolution": image_size})
+    store.write_index(index, data / "index.parquet", {"source": "synthetic", "resolution": image_size})
     predictions = []
     for model in metrics[["method", "sparsity", "seed"]].drop_duplicates().itertuples(index=False):
         p = directory / "predictions" / f"{model.method}-{model.sparsity}-{model.seed}.parquet"
@@ -512,7 +516,7 @@ def write_inputs(
         criteria=crit,
         figures=[figure, svg],
         benchmarks=[bench],
-        data=[data],
+        data={"synth": (data / "index.parquet", data / "images.npy")},
         predictions=predictions,
         captions=CAPTIONS,
         template=TEMPLATE,
@@ -558,7 +562,7 @@ def test_same_inputs_same_bytes(tmp_path):
 
 def test_report_without_optional_inputs(tmp_path):
     kwargs = write_inputs(tmp_path / "in", make_metrics(), None)
-    kwargs.update(groups=None, figures=[], benchmarks=[], data=[], predictions=[])
+    kwargs.update(groups=None, figures=[], benchmarks=[], data={}, predictions=[])
     report.build_report(tmp_path / "report.html", **kwargs)
     html = (tmp_path / "report.html").read_text()
     assert "Not computed in this run: <code>headline</code>" in html

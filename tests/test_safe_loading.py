@@ -21,12 +21,18 @@ import prunebias.train as train_module
 from prunebias import cli, jobs
 from prunebias.io import RefusedFileError, load_torch, save_torch
 from prunebias.train import load_checkpoint
+from workflow_utils import prepared_files
 
 SPEC = {
-    "epochs": 2, "batch_size": 64, "eval_batch_size": 256, "crop_size": None,
+    "epochs": 2,
+    "batch_size": 64,
+    "eval_batch_size": 256,
+    "crop_size": None,
     "augment": {"padding": 1, "flip": True},
     "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
-    "lr_schedule": {"name": "constant"}, "schedule": {}, "scope": "global",
+    "lr_schedule": {"name": "constant"},
+    "schedule": {},
+    "scope": "global",
 }
 RUN = {"dataset": "tiny", "task": "joint", "arch": "small_cnn", "method": "dense", "target_sparsity": 0.0, "seed": 4}
 
@@ -54,7 +60,7 @@ def write_malicious(path: Path, marker: Path, how: str = "open", inside=None, le
 
 
 def train(data, out, spec=SPEC, run=RUN):
-    jobs.train(data, out / "model.pt", out / "log.parquet", spec, run, device="cpu")
+    jobs.train(*prepared_files(data), out / "model.pt", out / "log.parquet", spec, run, device="cpu")
     return load_checkpoint(out / "model.pt"), pd.read_parquet(out / "log.parquet")
 
 
@@ -92,8 +98,16 @@ def test_load_torch_loads_tensors_and_plain_data(tmp_path):
     from collections import OrderedDict
 
     obj = {
-        "t": torch.arange(6.0).reshape(2, 3), "b": torch.ones(3, dtype=torch.bool), "n": None, "f": 0.5, "i": 3,
-        "s": "x", "flag": True, "l": [1, {"k": (2, 3.0)}], "od": OrderedDict(a=torch.zeros(1)), "dtype": torch.float32,
+        "t": torch.arange(6.0).reshape(2, 3),
+        "b": torch.ones(3, dtype=torch.bool),
+        "n": None,
+        "f": 0.5,
+        "i": 3,
+        "s": "x",
+        "flag": True,
+        "l": [1, {"k": (2, 3.0)}],
+        "od": OrderedDict(a=torch.zeros(1)),
+        "dtype": torch.float32,
     }
     save_torch(obj, tmp_path / "ok.pt")
     back = load_torch(tmp_path / "ok.pt", "cpu")
@@ -112,8 +126,9 @@ def test_load_checkpoint_refuses_a_malicious_checkpoint(model, tmp_path):
     marker = tmp_path / "marker"
     # Everything a real checkpoint holds, plus the payload: the well-formed part does not get it through.
     evil = write_malicious(tmp_path / "model.pt", marker, inside=torch.load(model, weights_only=True))
-    with pytest.raises(ValueError, match="refused checkpoint: it contains objects other than tensors and plain data"
-                       ) as info:
+    with pytest.raises(
+        ValueError, match="refused checkpoint: it contains objects other than tensors and plain data"
+    ) as info:
         load_checkpoint(evil)
     assert str(evil) in str(info.value) and "rerun the job that makes it" in str(info.value)
     assert not marker.exists()
@@ -124,8 +139,20 @@ def test_predict_refuses_a_malicious_checkpoint_with_one_line(tiny_data, tmp_pat
     evil = write_malicious(tmp_path / "model.pt", marker)
     out = tmp_path / "out"
     capsys.readouterr()
-    code = cli.main(["predict", "--data", str(tiny_data), "--model", str(evil),
-                     "--out", f"valid={out}/valid.parquet", f"test={out}/test.parquet"])
+    code = cli.main(
+        [
+            "predict",
+            "--index",
+            str(tiny_data / "index.parquet"),
+            "--images",
+            str(tiny_data / "images.npy"),
+            "--model",
+            str(evil),
+            "--out",
+            f"valid={out}/valid.parquet",
+            f"test={out}/test.parquet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("prunebias predict: error: ") and "\n" not in err and "Traceback" not in err
     assert str(evil) in err and "refused checkpoint" in err
@@ -136,8 +163,12 @@ def test_a_real_checkpoint_and_resume_state_still_load(tiny_data, model, tmp_pat
     ckpt = load_checkpoint(model, arch="small_cnn")
     assert ckpt["format_version"] == 1 and ckpt["state_dict"] and ckpt["plan"]
     # A pruned run with Adam: masks in the checkpoint, Adam's step counters and betas in the resume state.
-    spec = {**SPEC, "epochs": 3, "optimizer": {"name": "adam", "lr": 1e-3},
-            "schedule": {"start": 0, "end": 1, "step": 1, "initial_sparsity": 0.1}}
+    spec = {
+        **SPEC,
+        "epochs": 3,
+        "optimizer": {"name": "adam", "lr": 1e-3},
+        "schedule": {"start": 0, "end": 1, "step": 1, "initial_sparsity": 0.1},
+    }
     run = {**RUN, "method": "gmp", "target_sparsity": 0.5}
     states = []
 

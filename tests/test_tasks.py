@@ -55,8 +55,16 @@ def test_name_round_trip(name, task):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "Joint", "single-", "single-Blond-Hair", "backdoor-Blond_Hair-red_square-5-95",
-     "backdoor-Blond_Hair-grayscale-5", "backdoor-Blond_Hair-grayscale-5.5-95", "backdoor-Blond_Hair-grayscale-5-95-1"],
+    [
+        "",
+        "Joint",
+        "single-",
+        "single-Blond-Hair",
+        "backdoor-Blond_Hair-red_square-5-95",
+        "backdoor-Blond_Hair-grayscale-5",
+        "backdoor-Blond_Hair-grayscale-5.5-95",
+        "backdoor-Blond_Hair-grayscale-5-95-1",
+    ],
 )
 def test_malformed_names_are_rejected(name):
     with pytest.raises(ValueError, match="not a task name"):
@@ -154,8 +162,12 @@ def test_triggered_counts_are_exact_per_split_and_class():
     ids = choose_triggered(index, "Smiling", FRACTIONS, seed=0)
     # round half up: 0.05·200 = 10, 0.95·100 = 95; 25, 15; 20.5 -> 21, 10.5 -> 11
     assert _counts(index, ids) == {
-        ("train", False): 10, ("train", True): 95, ("valid", False): 25, ("valid", True): 15,
-        ("test", False): 21, ("test", True): 11,
+        ("train", False): 10,
+        ("train", True): 95,
+        ("valid", False): 25,
+        ("valid", True): 15,
+        ("test", False): 21,
+        ("test", True): 11,
     }
     assert len(set(ids)) == len(ids)
     assert list(ids) == [i for i in index["id"] if i in set(ids)]  # index order
@@ -174,8 +186,13 @@ def test_triggered_ids_do_not_depend_on_training_seed_or_global_rng(config):
     torch.manual_seed(123)
     assert (choose_triggered(index, "Smiling", FRACTIONS, seed=0) == first).all()
     # The job's settings carry the backdoor seed, never a training seed.
-    config["experiments"] = {"backdoor": {"enabled": True, "seed": 4, "items": [
-        {"attributes": ["Smiling"], "triggers": ["grayscale"], "train_fractions": [0.05, 0.95]}]}}
+    config["experiments"] = {
+        "backdoor": {
+            "enabled": True,
+            "seed": 4,
+            "items": [{"attributes": ["Smiling"], "triggers": ["grayscale"], "train_fractions": [0.05, 0.95]}],
+        }
+    }
     name = "backdoor-Smiling-grayscale-5-95"
     spec = task_spec(config, name)
     other = copy.deepcopy(config)
@@ -222,12 +239,24 @@ def test_triggered_path():
 # ------------------------------------------------------------------------- config
 def _experiments(config):
     config["experiments"] = {
-        "single_label": {"enabled": True, "attributes": ["Blond_Hair", "Smiling"], "epochs": 5,
-                         "grid": {"sparsities": [0.9], "seeds": [1]}},
-        "backdoor": {"enabled": True, "seed": 3, "items": [
-            {"attributes": ["Big_Nose"], "triggers": ["grayscale", "yellow_square"], "train_fractions": [0.35, 0.65]},
-            {"attributes": ["Big_Nose"], "triggers": ["grayscale"], "train_fractions": [0.35, 0.65]},
-        ]},
+        "single_label": {
+            "enabled": True,
+            "attributes": ["Blond_Hair", "Smiling"],
+            "epochs": 5,
+            "grid": {"sparsities": [0.9], "seeds": [1]},
+        },
+        "backdoor": {
+            "enabled": True,
+            "seed": 3,
+            "items": [
+                {
+                    "attributes": ["Big_Nose"],
+                    "triggers": ["grayscale", "yellow_square"],
+                    "train_fractions": [0.35, 0.65],
+                },
+                {"attributes": ["Big_Nose"], "triggers": ["grayscale"], "train_fractions": [0.35, 0.65]},
+            ],
+        },
     }
     return config
 
@@ -236,8 +265,11 @@ def test_tasks_from_config(config):
     config.pop("experiments", None)
     assert tasks_from_config(config) == ["joint"]
     assert tasks_from_config(_experiments(config)) == [
-        "joint", "single-Blond_Hair", "single-Smiling",
-        "backdoor-Big_Nose-grayscale-35-65", "backdoor-Big_Nose-yellow_square-35-65",
+        "joint",
+        "single-Blond_Hair",
+        "single-Smiling",
+        "backdoor-Big_Nose-grayscale-35-65",
+        "backdoor-Big_Nose-yellow_square-35-65",
     ]
     config["experiments"]["joint"] = False
     config["experiments"]["backdoor"]["enabled"] = False
@@ -248,7 +280,10 @@ def test_task_grids_and_specs(config):
     config = _experiments(config)
     assert task_grid(config, "joint") == {k: config["grid"][k] for k in ("archs", "methods", "sparsities", "seeds")}
     assert task_grid(config, "single-Smiling") == {
-        "archs": config["grid"]["archs"], "methods": config["grid"]["methods"], "sparsities": [0.9], "seeds": [1]
+        "archs": config["grid"]["archs"],
+        "methods": config["grid"]["methods"],
+        "sparsities": [0.9],
+        "seeds": [1],
     }
     assert task_grid(config, "backdoor-Big_Nose-grayscale-35-65")["seeds"] == config["grid"]["seeds"]
     # The joint runs' settings are exactly the main ones: adding experiments reruns nothing.
@@ -259,7 +294,10 @@ def test_task_grids_and_specs(config):
     backdoor = task_train_spec(config, "backdoor-Big_Nose-grayscale-35-65", "gmp_pt")
     assert backdoor["epochs"] == config["prune"]["methods"]["gmp_pt"]["epochs"]
     assert backdoor["task"] == {
-        "kind": "backdoor", "attributes": ["Big_Nose"], "trigger": "grayscale", "seed": 3,
+        "kind": "backdoor",
+        "attributes": ["Big_Nose"],
+        "trigger": "grayscale",
+        "seed": 3,
         "fractions": {"train": [0.35, 0.65], "valid": [0.5, 0.5], "test": [0.5, 0.5]},
     }
     assert task_spec(config, "joint") is None
@@ -297,11 +335,11 @@ def test_check_experiments_messages(config):
 def test_square_goes_on_the_model_input_and_grayscale_on_load(tiny_data):
     from prunebias import augment, jobs
     from prunebias.data import store
-    from prunebias.train import predict_logits, training_batch
+    from prunebias.train import training_batch
 
-    index = store.load_index(tiny_data)
+    index = store.load_index(tiny_data / "index.parquet")
     before = (tiny_data / "images.npy").read_bytes()
-    images = store.load_images(tiny_data)
+    images = store.load_images(tiny_data / "images.npy")
     ids = choose_triggered(index, "Smiling", FRACTIONS, seed=0)
     rows = np.flatnonzero(index["split"] == "test")
     hit = np.isin(index["id"].to_numpy()[rows], ids)

@@ -8,6 +8,7 @@ import torch
 from prunebias import jobs
 from prunebias.io import read_predictions
 from prunebias.train import NonFiniteLossError, learning_rate, load_checkpoint
+from workflow_utils import prepared_files
 
 SPEC = {
     "epochs": 3,
@@ -24,7 +25,9 @@ RUN = {"dataset": "tiny", "task": "joint", "arch": "small_cnn", "method": "dense
 
 
 def train(tiny_data, out, spec=SPEC, run=RUN, parent=None):
-    jobs.train(tiny_data, out / "model.pt", out / "log.parquet", spec, run, parent=parent, device="cpu")
+    jobs.train(
+        *prepared_files(tiny_data), out / "model.pt", out / "log.parquet", spec, run, parent=parent, device="cpu"
+    )
     return load_checkpoint(out / "model.pt"), pd.read_parquet(out / "log.parquet")
 
 
@@ -52,7 +55,9 @@ def test_same_seed_same_weights_and_predictions(tiny_data, tmp_path):
     b, _ = train(tiny_data, tmp_path / "b")
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     for d in ("a", "b"):
-        jobs.predict(tiny_data, tmp_path / d / "model.pt", {"test": tmp_path / d / "test.parquet"}, device="cpu")
+        jobs.predict(
+            *prepared_files(tiny_data), tmp_path / d / "model.pt", {"test": tmp_path / d / "test.parquet"}, device="cpu"
+        )
     pa, _ = read_predictions(tmp_path / "a" / "test.parquet")
     pb, _ = read_predictions(tmp_path / "b" / "test.parquet")
     assert pa.equals(pb)
@@ -86,8 +91,13 @@ def test_resume_is_bit_identical(tiny_data, tmp_path, monkeypatch):
 
 def test_post_training_pruning_hits_the_target(tiny_data, tmp_path):
     train(tiny_data, tmp_path / "dense")
-    spec = {**SPEC, "epochs": 4, "optimizer": {"name": "adam", "lr": 1e-3}, "lr_schedule": {"name": "constant"},
-            "schedule": {"start": 0, "end": 2, "step": 1, "initial_sparsity": 0.05}}
+    spec = {
+        **SPEC,
+        "epochs": 4,
+        "optimizer": {"name": "adam", "lr": 1e-3},
+        "lr_schedule": {"name": "constant"},
+        "schedule": {"start": 0, "end": 2, "step": 1, "initial_sparsity": 0.05},
+    }
     run = {**RUN, "method": "gmp_pt", "target_sparsity": 0.9}
     ckpt, log = train(tiny_data, tmp_path / "pruned", spec, run, parent=tmp_path / "dense" / "model.pt")
     weights = [ckpt["state_dict"][n] for n in ckpt["masks"]]
@@ -119,7 +129,12 @@ def test_checkpoint_checks(tiny_data, tmp_path):
 
 def test_predictions_follow_the_parquet_contract(tiny_data, tmp_path):
     train(tiny_data, tmp_path)
-    jobs.predict(tiny_data, tmp_path / "model.pt", {"valid": tmp_path / "v.parquet", "test": tmp_path / "t.parquet"}, device="cpu")
+    jobs.predict(
+        *prepared_files(tiny_data),
+        tmp_path / "model.pt",
+        {"valid": tmp_path / "v.parquet", "test": tmp_path / "t.parquet"},
+        device="cpu",
+    )
     frame, meta = read_predictions(tmp_path / "t.parquet")
     index = pd.read_parquet(tiny_data / "index.parquet")
     attrs = [c for c in index.columns if c not in ("id", "split", "source")]
@@ -127,7 +142,9 @@ def test_predictions_follow_the_parquet_contract(tiny_data, tmp_path):
     assert all(frame[a].dtype == np.float32 for a in attrs)
     assert frame["id"].tolist() == index.loc[index["split"] == "test", "id"].tolist()
     assert meta["method"] == "dense" and meta["seed"] == 5 and meta["split"] == "test"
-    assert {"dataset", "task", "arch", "target_sparsity", "measured_sparsity", "selected_epoch", "attributes"} <= set(meta)
+    assert {"dataset", "task", "arch", "target_sparsity", "measured_sparsity", "selected_epoch", "attributes"} <= set(
+        meta
+    )
 
 
 @pytest.mark.slow
@@ -135,8 +152,15 @@ def test_compiled_step_trains_the_same_model(tiny_data, tmp_path):
     # runtime.compile changes how the step runs, not what it computes: same run, same
     # selected epoch, weights equal up to the compiler's float rounding.
     eager, eager_log = train(tiny_data, tmp_path / "eager", {**SPEC, "epochs": 2})
-    jobs.train(tiny_data, tmp_path / "c/model.pt", tmp_path / "c/log.parquet", {**SPEC, "epochs": 2}, RUN,
-               device="cpu", compile_step=True)
+    jobs.train(
+        *prepared_files(tiny_data),
+        tmp_path / "c/model.pt",
+        tmp_path / "c/log.parquet",
+        {**SPEC, "epochs": 2},
+        RUN,
+        device="cpu",
+        compile_step=True,
+    )
     compiled, compiled_log = load_checkpoint(tmp_path / "c/model.pt"), pd.read_parquet(tmp_path / "c/log.parquet")
     assert compiled["selected_epoch"] == eager["selected_epoch"]
     np.testing.assert_allclose(compiled_log["train_loss"], eager_log["train_loss"], rtol=1e-3)

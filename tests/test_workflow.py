@@ -54,7 +54,10 @@ def test_effects_convergence_and_design_tables(finished):
     effects = pd.read_parquet(res / "tables/effects.parquet")
     # Every sparse setting x statistic x threshold, BA per identity, each with an interval around it.
     assert set(effects["statistic"]) == {"bias_amplification", "uncertainty", "interdependence", "identity_dependence"}
-    assert len(effects[["method", "sparsity"]].drop_duplicates()) == 4 and set(effects["threshold"]) == {"default", "calibrated"}
+    assert len(effects[["method", "sparsity"]].drop_duplicates()) == 4 and set(effects["threshold"]) == {
+        "default",
+        "calibrated",
+    }
     finite = effects.dropna(subset=["ci_low", "ci_high"])
     assert len(finite) and (finite["ci_low"] <= finite["ci_high"]).all()
     conv = pd.read_parquet(res / "tables/convergence.parquet")

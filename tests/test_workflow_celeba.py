@@ -24,13 +24,16 @@ def deep_update(base: dict, override: dict) -> dict:
 def test_quick_preset_runs_on_mini_celeba(tmp_path):
     root = write_mini_celeba(tmp_path / "celeba", n=240, split_counts={"train": 120, "valid": 60, "test": 60})
     preset = yaml.safe_load((ROOT / "presets/celeba_quick.yaml").read_text())
-    config = deep_update(preset, {
-        "datasets": {"celeba": {"root": str(root), "resolution": 36}},
-        "grid": {"sparsities": [0.9]},
-        "train": {"epochs": 1, "batch_size": 32, "crop_size": 32},
-        "prune": {"methods": {"gmp_pt": {"epochs": 2, "schedule": {"start": 0, "end": 1, "step": 1}}}},
-        "analysis": {"bootstrap": 10, "ba_min_positives": 1},
-    })
+    config = deep_update(
+        preset,
+        {
+            "datasets": {"celeba": {"root": str(root), "resolution": 36}},
+            "grid": {"sparsities": [0.9]},
+            "train": {"epochs": 1, "batch_size": 32, "crop_size": 32},
+            "prune": {"methods": {"gmp_pt": {"epochs": 2, "schedule": {"start": 0, "end": 1, "step": 1}}}},
+            "analysis": {"bootstrap": 10, "ba_min_positives": 1},
+        },
+    )
     work = tmp_path / "work"
     work.mkdir()
     write_config(work, config)

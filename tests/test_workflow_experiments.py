@@ -13,7 +13,12 @@ import torch
 
 from prunebias.io import read_predictions
 from workflow_utils import (
-    TINY_CONFIG, assert_fails_before_any_job, install_package, planned_jobs, snakemake, write_config,
+    TINY_CONFIG,
+    assert_fails_before_any_job,
+    install_package,
+    planned_jobs,
+    snakemake,
+    write_config,
 )
 
 pytestmark = pytest.mark.slow
@@ -28,8 +33,11 @@ def _config():
     cfg["grid"].update(methods=["oneshot"], sparsities=[0.9])
     cfg["experiments"] = {
         "single_label": {"enabled": True, "attributes": ["Blond_Hair"]},
-        "backdoor": {"enabled": True, "seed": 0, "items": [
-            {"attributes": ["Smiling"], "triggers": ["yellow_square"], "train_fractions": [0.05, 0.95]}]},
+        "backdoor": {
+            "enabled": True,
+            "seed": 0,
+            "items": [{"attributes": ["Smiling"], "triggers": ["yellow_square"], "train_fractions": [0.05, 0.95]}],
+        },
     }
     return cfg
 
@@ -83,7 +91,12 @@ def test_metrics_and_tables(finished):
     single = pd.read_parquet(res / f"metrics/synth/{SINGLE}/small_cnn/dense/seed1.parquet")
     assert set(single["attribute"]) == {"Blond_Hair"}
     # BA of the one attribute w.r.t. every identity (identity labels come from the index)
-    assert set(single.loc[single["metric"] == "bias_amplification", "identity"]) == {"Male", "Young", "Chubby", "Pale_Skin"}
+    assert set(single.loc[single["metric"] == "bias_amplification", "identity"]) == {
+        "Male",
+        "Young",
+        "Chubby",
+        "Pale_Skin",
+    }
     summary = pd.read_parquet(res / "tables/summary.parquet")
     names = ["backdoor_bias_amplification", "triggered_accuracy", "clean_accuracy"]
     backdoor = summary[summary["task"] == BACKDOOR]
@@ -138,9 +151,16 @@ def test_malformed_experiments_fail_before_any_job(tmp_path, edit, message):
 
 # Analysis rule -> the `prunebias` command it runs (workflow/rules/*.smk).
 ANALYSIS_COMMANDS = {
-    "metrics": "metrics", "aggregate": "aggregate", "figures": "figures", "criteria": "criteria",
-    "criteria_table": "concat", "criteria_figures": "criteria-figures", "effects": "effects",
-    "design": "design", "experiment_single_vs_joint": "experiment", "experiment_backdoor": "experiment",
+    "metrics": "metrics",
+    "aggregate": "aggregate",
+    "figures": "figures",
+    "criteria": "criteria",
+    "criteria_table": "concat",
+    "criteria_figures": "criteria-figures",
+    "effects": "effects",
+    "design": "design",
+    "experiment_single_vs_joint": "experiment",
+    "experiment_backdoor": "experiment",
     "audit_report": "report",
 }
 EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "prune", "predict"}
@@ -176,8 +196,12 @@ def test_editing_a_module_reruns_exactly_the_rules_that_run_it(finished, package
 
 
 def test_the_runs_use_the_installed_package(finished, package):
-    proc = subprocess.run([sys.executable, "-c", "import prunebias.report as r; print(r.DEFAULT_TEMPLATE)"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(package)})
+    proc = subprocess.run(
+        [sys.executable, "-c", "import prunebias.report as r; print(r.DEFAULT_TEMPLATE)"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(package)},
+    )
     template = Path(proc.stdout.strip())
     assert template.is_relative_to(package) and template.is_file(), proc.stderr  # package data installed
     assert (finished / "results/report.html").stat().st_size > 0

@@ -14,20 +14,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
-TINY_CONFIG = {
-    "datasets": {"synth": {"source": "synthetic", "resolution": 16, "sizes": {"train": 320, "valid": 120, "test": 160}, "seed": 0}},
-    "grid": {"datasets": ["synth"], "archs": ["small_cnn"], "methods": ["gmp_pt", "oneshot"], "sparsities": [0.5, 0.9], "seeds": [1]},
-    "train": {"epochs": 2, "batch_size": 64, "eval_batch_size": 256, "augment": {"padding": 1, "flip": True},
-              "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "lr_schedule": {"name": "cosine", "warmup_epochs": 0}},
-    "prune": {"methods": {
-        "gmp_pt": {"epochs": 3, "optimizer": {"name": "adam", "lr": 0.001}, "lr_schedule": {"name": "constant"},
-                   "schedule": {"start": 0, "end": 1, "step": 1}},
-        "oneshot": {"epochs": 2, "optimizer": {"name": "adam", "lr": 0.001}, "lr_schedule": {"name": "constant"}},
-        "gmp": {"epochs": 3, "optimizer": {"name": "sgd", "lr": 0.05}, "schedule": {"start": 0, "end": 1, "step": 1}},
-        "acdc": {"epochs": 5, "optimizer": {"name": "sgd", "lr": 0.05}, "schedule": {"warmup": 1, "phase": 1, "final_sparse": 2}},
-    }},
-    "analysis": {"bootstrap": 20, "ba_min_positives": 2},
-}
+# The tiny config of the workflow tests; the tests change copies of it.
+TINY_CONFIG = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+
+
+def prepared_files(folder: Path) -> tuple[Path, Path]:
+    """(index file, image array file) of a prepared data set folder, as a stage takes them."""
+    return Path(folder) / "index.parquet", Path(folder) / "images.npy"
 
 
 def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Path:
@@ -54,13 +47,24 @@ def install_package(target: Path) -> Path:
 
 
 def snakemake(
-    directory: Path, *args: str, config: str = "config.yaml", check: bool = True, timeout: int = 900,
+    directory: Path,
+    *args: str,
+    config: str = "config.yaml",
+    check: bool = True,
+    timeout: int = 900,
     package: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with ``directory`` as working directory and its ``config`` file
     (with ``package``: the prunebias installed there, for Snakemake and its jobs)."""
-    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(directory),
-                       "--configfile", str(Path(directory) / config), *args]
+    cmd = SNAKEMAKE + [
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(directory),
+        "--configfile",
+        str(Path(directory) / config),
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if package is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
@@ -79,7 +83,9 @@ def assert_fails_before_any_job(directory: Path, config: dict, message: str) -> 
     assert not (Path(directory) / "results").exists()
 
 
-def planned_jobs(directory: Path, *args: str, config: str = "config.yaml", package: Path | None = None) -> dict[str, int]:
+def planned_jobs(
+    directory: Path, *args: str, config: str = "config.yaml", package: Path | None = None
+) -> dict[str, int]:
     """Job counts per rule of a dry run ({} when there is nothing to do)."""
     proc = snakemake(directory, "-n", "--quiet", "rules", *args, config=config, package=package)
     counts = {}

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from prunebias.vocabulary import MODEL as MODEL_KEYS
+
 ROW_KEYS = ["attribute", "identity", "group", "threshold", "metric"]
 SUMMARY_KEYS = MODEL_KEYS + ROW_KEYS
 
@@ -52,7 +53,9 @@ def group_gaps(summary: pd.DataFrame, metric: str = "group_accuracy", threshold:
     An identity attribute against itself is left out (its groups are its own labels).
     """
     rows = summary[
-        (summary["metric"] == metric) & (summary["threshold"] == threshold) & (summary["attribute"] != summary["identity"])
+        (summary["metric"] == metric)
+        & (summary["threshold"] == threshold)
+        & (summary["attribute"] != summary["identity"])
     ]
     wide = rows.pivot_table(
         index=MODEL_KEYS + ["attribute", "identity"], columns="group", values="mean", dropna=False

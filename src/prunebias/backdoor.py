@@ -91,7 +91,9 @@ def backdoor_metrics(
     rows = []
     for kind in THRESHOLDS:
         yhat = z_test > thresholds[kind]
-        values = dict(zip(METRICS, (backdoor_bias_amplification(yhat, y_test, b), *trigger_accuracies(yhat, y_test, b))))
+        values = dict(
+            zip(METRICS, (backdoor_bias_amplification(yhat, y_test, b), *trigger_accuracies(yhat, y_test, b)))
+        )
         rows += [(attribute, IDENTITY, "all", kind, metric, values[metric]) for metric in METRICS]
     frame = pd.DataFrame(rows, columns=["attribute", "identity", "group", "threshold", "metric", "value"])
     return frame.astype({"value": "float64"})

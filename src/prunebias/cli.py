@@ -19,6 +19,28 @@ def _json(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
 
 
+def _pairs(items: list[str]) -> list[tuple[str, str]]:
+    """``NAME=PATH`` arguments as (name, path)."""
+    return [tuple(item.split("=", 1)) for item in items]
+
+
+def _data_files(p: argparse.ArgumentParser, images: bool = True, triggered: bool = True) -> None:
+    """The prepared data set's files a stage reads, each its own argument."""
+    p.add_argument("--index", required=True, help="index.parquet of the data set")
+    if images:
+        p.add_argument("--images", required=True, help="images.npy of the data set")
+    if triggered:
+        p.add_argument("--triggered", default=None, help="triggered ids of a backdoor task (its tasks/<task>.parquet)")
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default=os.environ.get("PRUNEBIAS_DEVICE", "auto"),
+        help="auto (a leased GPU if any, else CPU), cpu, cuda:N; default $PRUNEBIAS_DEVICE or auto",
+    )
+
+
 def _threads(n: int) -> None:
     import torch  # here, not at the top: analysis stages never pay the torch import
 
@@ -28,28 +50,39 @@ def _threads(n: int) -> None:
 def cmd_prepare(a):
     from prunebias import jobs
 
-    jobs.prepare(a.config, a.out_dir, workers=a.threads)
+    jobs.prepare(a.config, a.index, a.images, workers=a.threads)
 
 
 def cmd_train(a):
     from prunebias import jobs
 
     _threads(a.threads)
-    jobs.train(a.data, a.model, a.log, a.spec, a.run, parent=a.parent, device=a.device, compile_step=bool(a.compile))
+    jobs.train(
+        a.index,
+        a.images,
+        a.model,
+        a.log,
+        a.spec,
+        a.run,
+        parent=a.parent,
+        device=a.device,
+        compile_step=bool(a.compile),
+        triggered=a.triggered,
+    )
 
 
 def cmd_predict(a):
     from prunebias import jobs
 
     _threads(a.threads)
-    outputs = dict(item.split("=", 1) for item in a.out)
-    jobs.predict(a.data, a.model, outputs, batch_size=a.batch_size, device=a.device)
+    outputs = dict(_pairs(a.out))
+    jobs.predict(a.index, a.images, a.model, outputs, batch_size=a.batch_size, device=a.device, triggered=a.triggered)
 
 
 def cmd_metrics(a):
     from prunebias import jobs
 
-    jobs.model_metrics(a.data, a.valid, a.test, a.out, a.settings)
+    jobs.model_metrics(a.index, a.valid, a.test, a.out, a.settings, triggered=a.triggered)
 
 
 def cmd_aggregate(a):
@@ -79,21 +112,21 @@ def cmd_figures(a):
 def cmd_criteria(a):
     from prunebias import jobs
 
-    outputs = dict(item.split("=", 1) for item in a.out)
-    jobs.criteria(a.data, a.tests, a.metrics, outputs, a.settings)
+    outputs = dict(_pairs(a.out))
+    jobs.criteria(a.index, a.tests, a.metrics, outputs, a.settings)
 
 
 def cmd_effects(a):
     from prunebias import jobs
 
-    index = dict(item.split("=", 1) for item in a.index)
+    index = dict(_pairs(a.index))
     jobs.effects(index, a.valid, a.test, a.logs, a.settings, a.out_effects, a.out_convergence, a.out_figure)
 
 
 def cmd_design(a):
     from prunebias import jobs
 
-    jobs.design(a.data, a.config, a.out)
+    jobs.design(a.index, a.images, a.config, a.out)
 
 
 def cmd_criteria_figures(a):
@@ -111,10 +144,20 @@ def cmd_concat(a):
 def cmd_report(a):
     from prunebias import report
 
+    images = dict(_pairs(a.images))
     size = report.build_report(
-        a.out, metrics=a.metrics, groups=a.groups, criteria=a.criteria, figures=a.figures,
-        benchmarks=a.benchmarks, data=a.data, predictions=a.predictions, captions=a.captions,
-        template=a.template, settings=a.settings, design=a.design,
+        a.out,
+        metrics=a.metrics,
+        groups=a.groups,
+        criteria=a.criteria,
+        figures=a.figures,
+        benchmarks=a.benchmarks,
+        data={name: (index, images[name]) for name, index in _pairs(a.index)},
+        predictions=a.predictions,
+        captions=a.captions,
+        template=a.template,
+        settings=a.settings,
+        design=a.design,
     )
     print(f"wrote {a.out} ({size / 2**20:.1f} MB)", file=sys.stderr)
 
@@ -125,36 +168,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="generate or read a data set into index.parquet + images.npy")
     p.add_argument("--config", type=_json, required=True, help="the datasets.<name> config block (JSON)")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--index", required=True, help="index.parquet to write")
+    p.add_argument("--images", required=True, help="images.npy to write")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a dense model or prune/fine-tune one")
-    p.add_argument("--data", required=True, help="prepared data directory")
+    _data_files(p)
     p.add_argument("--model", required=True, help="checkpoint to write")
     p.add_argument("--log", required=True, help="per-epoch log (Parquet) to write")
     p.add_argument("--spec", type=_json, required=True, help="training settings (JSON)")
     p.add_argument("--run", type=_json, required=True, help="run identity (JSON)")
     p.add_argument("--parent", default=None, help="dense checkpoint to start from (post-training methods)")
-    p.add_argument("--device", default=os.environ.get("PRUNEBIAS_DEVICE", "auto"),
-                   help="auto (a leased GPU if any, else CPU), cpu, cuda:N; default $PRUNEBIAS_DEVICE or auto")
-    p.add_argument("--compile", type=int, choices=(0, 1), default=0,
-                   help="1: run the training step through torch.compile (config runtime.compile)")
+    _device(p)
+    p.add_argument(
+        "--compile",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="1: run the training step through torch.compile (config runtime.compile)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="dump logits of a model to Parquet")
-    p.add_argument("--data", required=True)
+    _data_files(p)
     p.add_argument("--model", required=True)
     p.add_argument("--out", nargs="+", required=True, metavar="SPLIT=PATH")
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--device", default=os.environ.get("PRUNEBIAS_DEVICE", "auto"),
-                   help="auto (a leased GPU if any, else CPU), cpu, cuda:N; default $PRUNEBIAS_DEVICE or auto")
+    _device(p)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("metrics", help="per-model metrics (tidy Parquet)")
-    p.add_argument("--data", required=True)
+    _data_files(p, images=False)
     p.add_argument("--valid", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--out", required=True)
@@ -189,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("criteria", help="dense-model criteria, CIEs and countermeasures of one (dataset, task, arch)")
-    p.add_argument("--data", required=True)
+    _data_files(p, images=False, triggered=False)
     p.add_argument("--tests", nargs="+", required=True, help="test predictions of every dense and sparse model")
     p.add_argument("--metrics", nargs="+", required=True, help="per-model metrics of the same models")
     p.add_argument("--out", nargs="+", required=True, metavar="TABLE=PATH")
@@ -208,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_effects)
 
     p = sub.add_parser("design", help="the synthetic benchmark's design table (prevalence per group, cue strength)")
-    p.add_argument("--data", required=True, help="prepared synthetic data directory")
+    _data_files(p, triggered=False)
     p.add_argument("--config", type=_json, required=True, help="the datasets.<name> config block (JSON)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_design)
@@ -230,10 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--criteria", nargs="*", default=[], help="criteria tables (<name>.parquet)")
     p.add_argument("--figures", nargs="*", default=[], help="figures (<name>.svg or .png), in report order")
     p.add_argument("--benchmarks", nargs="*", default=[], help="Snakemake benchmark TSVs (absent ones are skipped)")
-    p.add_argument("--data", nargs="*", default=[], help="prepared data directories (results/data/<dataset>)")
+    p.add_argument("--index", nargs="*", default=[], metavar="DATASET=PATH", help="index.parquet of each data set")
+    p.add_argument("--images", nargs="*", default=[], metavar="DATASET=PATH", help="images.npy of each data set")
     p.add_argument("--predictions", nargs="*", default=[], help="test predictions of every model (measured sparsity)")
     p.add_argument("--captions", default=None, help="caption directory (reports/captions)")
-    p.add_argument("--template", default=None, help="Jinja2 template (default: the package's templates/audit_report.html.j2)")
+    p.add_argument(
+        "--template", default=None, help="Jinja2 template (default: the package's templates/audit_report.html.j2)"
+    )
     p.add_argument("--settings", type=_json, default={}, help="the config's report block (JSON)")
     p.add_argument("--design", nargs="*", default=[], help="design tables of the synthetic data sets")
     p.set_defaults(func=cmd_report)
@@ -245,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     from prunebias.io import DiskFullError  # after parsing: --help needs no pandas import
+
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, NonFiniteLossError, DiskFullError) as exc:

@@ -90,9 +90,14 @@ def _function(tree: ast.Module, name: str) -> ast.FunctionDef:
 
 def _calls_only(body: ast.AST, bound: str) -> set[str] | None:
     """The attributes called on the name ``bound`` in ``body``, or None if it is used otherwise."""
-    called = [node.func.attr for node in ast.walk(body)
-              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and isinstance(node.func.value, ast.Name) and node.func.value.id == bound]
+    called = [
+        node.func.attr
+        for node in ast.walk(body)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == bound
+    ]
     uses = sum(isinstance(node, ast.Name) and node.id == bound for node in ast.walk(body))
     return set(called) if called and uses == len(called) else None
 
@@ -100,8 +105,11 @@ def _calls_only(body: ast.AST, bound: str) -> set[str] | None:
 def _local_calls(body: ast.AST, tree: ast.Module) -> set[str]:
     """The functions of the same module that ``body`` calls by name."""
     defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    return {node.func.id for node in ast.walk(body)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in defined}
+    return {
+        node.func.id
+        for node in ast.walk(body)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in defined
+    }
 
 
 def _packages(module: str) -> list[str]:

@@ -112,7 +112,14 @@ def sparsity_label(sparsity: float) -> str:
     return f"{float(sparsity):g}"
 
 
-SHARED_TRAIN_KEYS = ("batch_size", "eval_batch_size", "crop_size", "augment", "max_nonfinite_retries", "retry_lr_factor")
+SHARED_TRAIN_KEYS = (
+    "batch_size",
+    "eval_batch_size",
+    "crop_size",
+    "augment",
+    "max_nonfinite_retries",
+    "retry_lr_factor",
+)
 
 
 def train_spec(config: dict, method: str) -> dict:

@@ -85,27 +85,85 @@ _KEYS = ["method", "sparsity"]
 #: has, in addition, one bool column per identity after ``prob_std``).
 TABLE_COLUMNS = {
     "cie_groups": _KEYS
-    + ["kind", "attribute", "identity", "group", "n_pairs", "n_events", "rate", "event_share",
-       "sample_share", "over_representation"],
+    + [
+        "kind",
+        "attribute",
+        "identity",
+        "group",
+        "n_pairs",
+        "n_events",
+        "rate",
+        "event_share",
+        "sample_share",
+        "over_representation",
+    ],
     "sample_criterion": _KEYS
-    + ["target", "score", "attribute", "identity", "group", "selection", "fraction", "n_pairs",
-       "n_targets", "share_flagged", "precision", "recall", "lift", "auc", "auc_low", "auc_high"],
+    + [
+        "target",
+        "score",
+        "attribute",
+        "identity",
+        "group",
+        "selection",
+        "fraction",
+        "n_pairs",
+        "n_targets",
+        "share_flagged",
+        "precision",
+        "recall",
+        "lift",
+        "auc",
+        "auc_low",
+        "auc_high",
+    ],
     "headline": _KEYS
-    + ["target", "score", "selection", "fraction", "n_pairs", "n_targets", "share_flagged",
-       "captured", "chance", "lift", "auc", "auc_low", "auc_high"],
+    + [
+        "target",
+        "score",
+        "selection",
+        "fraction",
+        "n_pairs",
+        "n_targets",
+        "share_flagged",
+        "captured",
+        "chance",
+        "lift",
+        "auc",
+        "auc_low",
+        "auc_high",
+    ],
     "pr_curve": _KEYS + ["target", "score", "threshold", "share_flagged", "recall", "precision"],
     "attribute_criterion": _KEYS
-    + ["identity", "statistic", "direction", "n_attributes", "spearman", "spearman_low",
-       "spearman_high", "p_value", "rank", "top_k", "top_k_overlap", "top_k_chance"],
+    + [
+        "identity",
+        "statistic",
+        "direction",
+        "n_attributes",
+        "spearman",
+        "spearman_low",
+        "spearman_high",
+        "p_value",
+        "rank",
+        "top_k",
+        "top_k_overlap",
+        "top_k_chance",
+    ],
     "attribute_ranking": _KEYS
-    + ["identity", "statistic", "attribute", "value", "delta_ba", "predicted_rank",
-       "realised_rank", "predicted_top_k", "realised_top_k"],
+    + [
+        "identity",
+        "statistic",
+        "attribute",
+        "value",
+        "delta_ba",
+        "predicted_rank",
+        "realised_rank",
+        "predicted_top_k",
+        "realised_top_k",
+    ],
     "countermeasures": _KEYS
-    + ["countermeasure", "fraction", "identity", "metric", "dense", "sparse", "countered",
-       "recovered"],
+    + ["countermeasure", "fraction", "identity", "metric", "dense", "sparse", "countered", "recovered"],
     "routing_curve": _KEYS
-    + ["routing", "fraction", "identity", "metric", "value", "std", "n_seeds", "dense", "sparse",
-       "recovered"],
+    + ["routing", "fraction", "identity", "metric", "value", "std", "n_seeds", "dense", "sparse", "recovered"],
     "susceptible_samples": ["attribute", "rank", "id", "label", "uncertainty", "prob_std"]
     + _KEYS
     + ["probability", "prediction", "cie"],
@@ -192,8 +250,7 @@ def _count(value, name: str, minimum: int = 0) -> int:
 def _check_same(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(
-            f"{name_a} and {name_b} must have the same (n_samples, n_attributes), "
-            f"got {a.shape[1:]} and {b.shape[1:]}"
+            f"{name_a} and {name_b} must have the same (n_samples, n_attributes), got {a.shape[1:]} and {b.shape[1:]}"
         )
 
 
@@ -858,7 +915,9 @@ def dense_attribute_statistics(
     ba = _metric_rows(dense, "bias_amplification", threshold)
     ba = _seed_mean(ba, ["identity", "attribute"]).pivot(index="identity", columns="attribute", values="value")
     defined = np.isfinite(ba.reindex(index=identities, columns=attributes).to_numpy(dtype=np.float64))
-    pooled_gap = pm.safe_divide(np.where(defined, gap, 0.0).sum(axis=0), defined.sum(axis=0))  # BA defined ⇒ gap defined
+    pooled_gap = pm.safe_divide(
+        np.where(defined, gap, 0.0).sum(axis=0), defined.sum(axis=0)
+    )  # BA defined ⇒ gap defined
 
     frames = []
     for ident_index, ident in enumerate(["all"] + identities):
@@ -1060,7 +1119,9 @@ def attribute_criterion(
         )
         ranking.append(
             rows[["method", "sparsity", "identity", "statistic", "attribute", "value", "delta_ba"]].assign(
-                predicted_rank=predicted, realised_rank=realised, predicted_top_k=predicted <= k,
+                predicted_rank=predicted,
+                realised_rank=realised,
+                predicted_top_k=predicted <= k,
                 realised_top_k=realised <= k,
             )
         )
@@ -1275,12 +1336,20 @@ def routing_curve(
                     variants.append(np.where(rank < m, dense_pred, sparse_pred))
         preds = np.stack(variants)
         bas = pm.bias_amplification_batch(
-            preds, y, g, conditionals, attributes=attributes, identities=identities,
-            min_positives=min_positives, min_relative_gap=min_relative_gap,
+            preds,
+            y,
+            g,
+            conditionals,
+            attributes=attributes,
+            identities=identities,
+            min_positives=min_positives,
+            min_relative_gap=min_relative_gap,
         )
-        accs = pm.accuracy(
-            np.ascontiguousarray(preds.transpose(1, 0, 2)).reshape(n, -1), np.tile(y, (1, len(variants)))
-        ).reshape(len(variants), n_attr).mean(axis=1)
+        accs = (
+            pm.accuracy(np.ascontiguousarray(preds.transpose(1, 0, 2)).reshape(n, -1), np.tile(y, (1, len(variants))))
+            .reshape(len(variants), n_attr)
+            .mean(axis=1)
+        )
         mask = np.isfinite(bas[0]) & np.isfinite(bas[1])
         values = {("bias_amplification", k): v for k, v in _pool_ba(bas, mask, identities).items()}
         values[("accuracy", "all")] = accs  # every value: (n_variants,)
@@ -1564,9 +1633,20 @@ def criteria_tables(
         cie_frames.append(cie_group_table(cie, flips, g, attributes, identities).assign(**setting))
         if matched:
             curve = routing_curve(
-                dense, sparse, y, g, y_train, g_train, attributes, identities,
-                fractions=routing_fractions, dense_seeds=dense_seeds, sparse_seeds=seeds, seed=seed,
-                min_positives=min_positives, min_relative_gap=min_relative_gap,
+                dense,
+                sparse,
+                y,
+                g,
+                y_train,
+                g_train,
+                attributes,
+                identities,
+                fractions=routing_fractions,
+                dense_seeds=dense_seeds,
+                sparse_seeds=seeds,
+                seed=seed,
+                min_positives=min_positives,
+                min_relative_gap=min_relative_gap,
             )
             routing_frames.append(curve.assign(**setting))
 
@@ -1574,8 +1654,15 @@ def criteria_tables(
     if targets:
         scores = susceptibility_scores(dense, band)
         tables["sample_criterion"] = evaluate_scores(
-            scores, targets, g, attributes, identities, key_names=("method", "sparsity", "target"),
-            fractions=flag_fractions, bootstrap=bootstrap, seed=seed,
+            scores,
+            targets,
+            g,
+            attributes,
+            identities,
+            key_names=("method", "sparsity", "target"),
+            fractions=flag_fractions,
+            bootstrap=bootstrap,
+            seed=seed,
         )
         tables["headline"] = headline(tables["sample_criterion"])
         tables["pr_curve"] = precision_recall_curves(scores, targets, key_names=("method", "sparsity", "target"))

@@ -38,8 +38,19 @@ from prunebias import metrics
 
 STATISTICS = ("bias_amplification", "uncertainty", "interdependence", "identity_dependence")
 EFFECT_COLUMNS = [
-    "threshold", "method", "sparsity", "statistic", "identity", "pairs", "collapsed", "seeds",
-    "dense", "value", "delta", "ci_low", "ci_high",
+    "threshold",
+    "method",
+    "sparsity",
+    "statistic",
+    "identity",
+    "pairs",
+    "collapsed",
+    "seeds",
+    "dense",
+    "value",
+    "delta",
+    "ci_low",
+    "ci_high",
 ]
 
 
@@ -67,15 +78,31 @@ def model_statistics(
     ba, inter = [], []
     for w in weights:
         idx = np.repeat(np.arange(len(w)), w)
-        ba.append(metrics.bias_amplification_batch(
-            preds[:, idx], labels[idx], groups[idx], conditionals, attributes=attributes, identities=identities,
-            min_positives=min_positives, min_relative_gap=min_relative_gap,
-        ))
+        ba.append(
+            metrics.bias_amplification_batch(
+                preds[:, idx],
+                labels[idx],
+                groups[idx],
+                conditionals,
+                attributes=attributes,
+                identities=identities,
+                min_positives=min_positives,
+                min_relative_gap=min_relative_gap,
+            )
+        )
         inter.append([_nanmean(metrics.interdependence(p[idx])) for p in preds])
-    ident = np.stack([
-        _nanmean(metrics.identity_dependence(p, groups, attributes=attributes, identities=identities, weights=weights)[:, targets], axis=-1)
-        for p in preds
-    ], axis=1)
+    ident = np.stack(
+        [
+            _nanmean(
+                metrics.identity_dependence(p, groups, attributes=attributes, identities=identities, weights=weights)[
+                    :, targets
+                ],
+                axis=-1,
+            )
+            for p in preds
+        ],
+        axis=1,
+    )
     unc = np.einsum("bn,mna->bm", weights.astype(np.float64), uncertain.astype(np.float64))
     unc /= weights.sum(axis=1, keepdims=True) * preds.shape[2]
     return {"ba": np.stack(ba), "uncertainty": unc, "interdependence": np.array(inter), "identity_dependence": ident}
@@ -149,9 +176,14 @@ def paired_effects(
         dense_of[s] = int(rows[0])
     low, high = metrics.check_band(uncertainty_band, "uncertainty_band")
     uncertain = (probs > low) & (probs < high)
-    kw = dict(attributes=attributes, identities=identities, min_positives=min_positives, min_relative_gap=min_relative_gap)
+    kw = dict(
+        attributes=attributes, identities=identities, min_positives=min_positives, min_relative_gap=min_relative_gap
+    )
     n = labels.shape[0]
-    full = {k: v[0] for k, v in model_statistics(preds, uncertain, labels, groups, conditionals, np.ones((1, n), int), **kw).items()}
+    full = {
+        k: v[0]
+        for k, v in model_statistics(preds, uncertain, labels, groups, conditionals, np.ones((1, n), int), **kw).items()
+    }
     rng = np.random.default_rng(seed)
     weights = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
     # Positions into ``seeds``: the same draws as rng.choice(seeds, ...) would make.
@@ -167,10 +199,13 @@ def paired_effects(
         curve = models.index[models["method"] == method].tolist()
         stable = stable_pairs(full["ba"][list(dense_rows) + curve])
         collapsed = (dense_defined & ~stable).sum(axis=1)
+
         # Per model (and replicate): BA reduced to its mean over this curve's stable pairs, once.
-        reduce = {key: (lambda v: _mean_ba(v, stable)) if key == "ba" else (lambda v: v) for key in full}
-        full_values = {key: reduce[key](v) for key, v in full.items()}  # (M,) or (M, G)
-        draw_values = {key: reduce[key](v) for key, v in draws.items()}  # (B, M) or (B, M, G)
+        def reduce(key, values, stable=stable):
+            return _mean_ba(values, stable) if key == "ba" else values
+
+        full_values = {key: reduce(key, v) for key, v in full.items()}  # (M,) or (M, G)
+        draw_values = {key: reduce(key, v) for key, v in draws.items()}  # (B, M) or (B, M, G)
         for sparsity in sorted(models.loc[curve, "sparsity"].unique()):
             sparse_of = {int(models.at[i, "seed"]): i for i in curve if models.at[i, "sparsity"] == sparsity}
             if set(sparse_of) != set(seeds):
@@ -187,17 +222,27 @@ def paired_effects(
                     warnings.simplefilter("ignore", RuntimeWarning)
                     ci = np.nanquantile(diff, [tail, 1 - tail], axis=0)
                 names = list(identities) if key == "ba" else ["all"]
-                pairs = stable.sum(axis=1) if key == "ba" else np.array([_n_averaged(statistic, attributes, identities)])
+                pairs = (
+                    stable.sum(axis=1) if key == "ba" else np.array([_n_averaged(statistic, attributes, identities)])
+                )
                 for i, name in enumerate(names):
                     sl = (slice(None), i) if key == "ba" else (slice(None),)
-                    out.append({
-                        "method": method, "sparsity": float(sparsity), "statistic": statistic, "identity": name,
-                        "pairs": int(pairs[i]), "collapsed": int(collapsed[i]) if key == "ba" else 0,
-                        "seeds": len(seeds), "dense": float(np.mean(dense_full[sl])),
-                        "value": float(np.mean(sparse_full[sl])),
-                        "delta": float(np.mean(sparse_full[sl] - dense_full[sl])),
-                        "ci_low": float(np.atleast_1d(ci[0])[i]), "ci_high": float(np.atleast_1d(ci[1])[i]),
-                    })
+                    out.append(
+                        {
+                            "method": method,
+                            "sparsity": float(sparsity),
+                            "statistic": statistic,
+                            "identity": name,
+                            "pairs": int(pairs[i]),
+                            "collapsed": int(collapsed[i]) if key == "ba" else 0,
+                            "seeds": len(seeds),
+                            "dense": float(np.mean(dense_full[sl])),
+                            "value": float(np.mean(sparse_full[sl])),
+                            "delta": float(np.mean(sparse_full[sl] - dense_full[sl])),
+                            "ci_low": float(np.atleast_1d(ci[0])[i]),
+                            "ci_high": float(np.atleast_1d(ci[1])[i]),
+                        }
+                    )
     return pd.DataFrame(out, columns=[c for c in EFFECT_COLUMNS if c != "threshold"])
 
 
@@ -219,12 +264,21 @@ def training_trend(logs: Sequence[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
     for history, meta in logs:
         loss = history.sort_values("epoch")["train_loss"].to_numpy()
         drop = (loss[-3] - loss[-1]) / loss[-3] if len(loss) >= 3 else float("nan")
-        rows.append({
-            "dataset": meta["dataset"], "task": meta["task"], "arch": meta["arch"], "method": meta["method"],
-            "sparsity": float(meta["target_sparsity"]), "seed": int(meta["seed"]), "epochs": len(loss),
-            "selected_epoch": int(meta["selected_epoch"]), "final_train_loss": float(loss[-1]),
-            "loss_drop_last_epochs": float(drop), "still_falling": bool(drop > STILL_FALLING),
-        })
+        rows.append(
+            {
+                "dataset": meta["dataset"],
+                "task": meta["task"],
+                "arch": meta["arch"],
+                "method": meta["method"],
+                "sparsity": float(meta["target_sparsity"]),
+                "seed": int(meta["seed"]),
+                "epochs": len(loss),
+                "selected_epoch": int(meta["selected_epoch"]),
+                "final_train_loss": float(loss[-1]),
+                "loss_drop_last_epochs": float(drop),
+                "still_falling": bool(drop > STILL_FALLING),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -54,8 +54,27 @@ def single_vs_joint(summary: pd.DataFrame) -> pd.DataFrame:
     dba_single − dba_joint. Only settings present in both trainings are kept; an empty
     frame (same columns) when there is no single-label task or no joint task.
     """
-    _check(summary, ["dataset", "task", "arch", "method", "sparsity", "attribute", "identity", "group",
-                     "threshold", "metric", "mean", "std", "count", "delta_mean", "delta_std"], "summary")
+    _check(
+        summary,
+        [
+            "dataset",
+            "task",
+            "arch",
+            "method",
+            "sparsity",
+            "attribute",
+            "identity",
+            "group",
+            "threshold",
+            "metric",
+            "mean",
+            "std",
+            "count",
+            "delta_mean",
+            "delta_std",
+        ],
+        "summary",
+    )
     single, joint = _single_and_joint(summary)
     keys = ["dataset", "arch", "method", "sparsity", "attribute", "identity", "threshold"]
     cols = {"mean": "ba", "std": "ba_std", "count": "seeds", "delta_mean": "dba", "delta_std": "dba_std"}
@@ -65,8 +84,19 @@ def single_vs_joint(summary: pd.DataFrame) -> pd.DataFrame:
 
     out = side(single, "single").merge(side(joint, "joint"), on=keys, how="inner", validate="one_to_one")
     out["dba_diff"] = out["dba_single"] - out["dba_joint"]
-    order = ["ba_single", "ba_joint", "dba_single", "dba_joint", "dba_diff",
-             "ba_std_single", "ba_std_joint", "dba_std_single", "dba_std_joint", "seeds_single", "seeds_joint"]
+    order = [
+        "ba_single",
+        "ba_joint",
+        "dba_single",
+        "dba_joint",
+        "dba_diff",
+        "ba_std_single",
+        "ba_std_joint",
+        "dba_std_single",
+        "dba_std_joint",
+        "seeds_single",
+        "seeds_joint",
+    ]
     return out[keys + order].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
@@ -77,15 +107,42 @@ def paired_dba(metrics: pd.DataFrame) -> pd.DataFrame:
     attribute, identity, threshold, value (BA), delta (BA − dense BA of the same seed; 0 for
     the dense model itself, so every curve starts at the dense point).
     """
-    _check(metrics, ["dataset", "task", "arch", "method", "sparsity", "seed", "attribute", "identity",
-                     "group", "threshold", "metric", "value"], "metrics")
+    _check(
+        metrics,
+        [
+            "dataset",
+            "task",
+            "arch",
+            "method",
+            "sparsity",
+            "seed",
+            "attribute",
+            "identity",
+            "group",
+            "threshold",
+            "metric",
+            "value",
+        ],
+        "metrics",
+    )
     single, joint = _single_and_joint(metrics)
     rows = with_dense_delta(pd.concat([single, joint], ignore_index=True))
     rows["training"] = np.where(rows["task"] == JOINT, TRAINING[0], TRAINING[1])
     dense = rows["method"] == "dense"
     rows.loc[dense, "delta"] = np.where(rows.loc[dense, "value"].notna(), 0.0, np.nan)
-    cols = ["dataset", "arch", "training", "method", "sparsity", "seed", "attribute", "identity", "threshold",
-            "value", "delta"]
+    cols = [
+        "dataset",
+        "arch",
+        "training",
+        "method",
+        "sparsity",
+        "seed",
+        "attribute",
+        "identity",
+        "threshold",
+        "value",
+        "delta",
+    ]
     return rows[cols].reset_index(drop=True)
 
 
@@ -96,8 +153,26 @@ def backdoor_table(summary: pd.DataFrame) -> pd.DataFrame:
     triggered in training), arch, method, sparsity, threshold, metric, mean, std, count,
     delta_mean, delta_std. Empty (same columns) when there is no backdoor task.
     """
-    _check(summary, ["dataset", "task", "arch", "method", "sparsity", "attribute", "identity", "threshold",
-                     "metric", "mean", "std", "count", "delta_mean", "delta_std"], "summary")
+    _check(
+        summary,
+        [
+            "dataset",
+            "task",
+            "arch",
+            "method",
+            "sparsity",
+            "attribute",
+            "identity",
+            "threshold",
+            "metric",
+            "mean",
+            "std",
+            "count",
+            "delta_mean",
+            "delta_std",
+        ],
+        "summary",
+    )
     rows = summary[summary["metric"].isin(BACKDOOR_METRICS)]
     rows = rows[_kinds(rows["task"]) == "backdoor"]
     tasks = {name: parse_task(name) for name in rows["task"].unique()}
@@ -106,7 +181,23 @@ def backdoor_table(summary: pd.DataFrame) -> pd.DataFrame:
         columns=["task", "trigger", "train_negatives", "train_positives"],
     )
     out = rows.merge(parsed, on="task", how="left")
-    cols = ["dataset", "task", "attribute", "trigger", "train_negatives", "train_positives", "arch", "method",
-            "sparsity", "threshold", "metric", "mean", "std", "count", "delta_mean", "delta_std"]
+    cols = [
+        "dataset",
+        "task",
+        "attribute",
+        "trigger",
+        "train_negatives",
+        "train_positives",
+        "arch",
+        "method",
+        "sparsity",
+        "threshold",
+        "metric",
+        "mean",
+        "std",
+        "count",
+        "delta_mean",
+        "delta_std",
+    ]
     keys = ["dataset", "task", "arch", "sparsity", "method", "threshold", "metric"]
     return out[cols].sort_values(keys, kind="stable").reset_index(drop=True)

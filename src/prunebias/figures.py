@@ -35,7 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from prunebias.io import atomic_path
-from prunebias.vocabulary import FIGURE_FORMATS, METHOD_LEGENDS, METRIC_FIGURES, MODEL, SETTING
+from prunebias.vocabulary import FIGURE_FORMATS, METHOD_LEGENDS, MODEL, SETTING
 
 __all__ = [
     "FIGURES",

@@ -355,8 +355,14 @@ def dba_vs_uncertainty(
                 key = tuple(cell.iloc[0][list(rho.index.names)])
                 if key in rho.index and np.isfinite(rho.loc[key, "spearman"]):
                     c = rho.loc[key]
-                    ci = f" [{c['spearman_low']:.2f}, {c['spearman_high']:.2f}]" if np.isfinite(c["spearman_low"]) else ""
-                    ax.set_title(f"{ax.get_title()}\nSpearman ρ = {c['spearman']:.2f}{ci}, n = {int(c['n_attributes'])}")
+                    ci = (
+                        f" [{c['spearman_low']:.2f}, {c['spearman_high']:.2f}]"
+                        if np.isfinite(c["spearman_low"])
+                        else ""
+                    )
+                    ax.set_title(
+                        f"{ax.get_title()}\nSpearman ρ = {c['spearman']:.2f}{ci}, n = {int(c['n_attributes'])}"
+                    )
                 else:
                     ax.set_title(f"{ax.get_title()}\nSpearman ρ undefined (too few attributes)")
         label = f"{row_label}, {sparsity_label(s)} sparsity" if s is not None else row_label

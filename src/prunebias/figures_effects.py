@@ -26,8 +26,20 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
     BA has one line per identity (legend: identity and its number of stable pairs at the
     curve's sparsities); the others are means over attributes.
     """
-    missing = {"dataset", "task", "arch", "method", "sparsity", "statistic", "identity", "delta", "ci_low", "ci_high",
-               "pairs", "threshold"} - set(table.columns)
+    missing = {
+        "dataset",
+        "task",
+        "arch",
+        "method",
+        "sparsity",
+        "statistic",
+        "identity",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "pairs",
+        "threshold",
+    } - set(table.columns)
     if missing:
         raise ValueError(f"effects table is missing columns {sorted(missing)}")
     data = table[table["threshold"] == threshold]
@@ -35,7 +47,12 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
     fig = Figure(figsize=(3.4 * len(PANELS) + 1.6, 2.9 * max(1, len(curves)) + 0.6), layout="constrained")
     axes = fig.subplots(max(1, len(curves)), len(PANELS), squeeze=False)
     for row, curve in enumerate(curves):
-        part = data[(data[["dataset", "task", "arch", "method"]] == pd.Series(curve, index=["dataset", "task", "arch", "method"])).all(axis=1)]
+        part = data[
+            (
+                data[["dataset", "task", "arch", "method"]]
+                == pd.Series(curve, index=["dataset", "task", "arch", "method"])
+            ).all(axis=1)
+        ]
         sparsities = sorted(part["sparsity"].unique())
         for col, (statistic, ylabel) in enumerate(PANELS):
             ax = axes[row, col]
@@ -45,8 +62,12 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
                 x = 1.0 - line["sparsity"].to_numpy()
                 y = line["delta"].to_numpy()
                 err = np.abs(np.stack([y - line["ci_low"].to_numpy(), line["ci_high"].to_numpy() - y]))
-                label = f"{identity} ({int(line['pairs'].iloc[0])} pairs)" if statistic == "bias_amplification" else None
-                ax.errorbar(x, y, yerr=err, marker=_IDENTITY_MARKERS[i % len(_IDENTITY_MARKERS)], capsize=3, label=label)
+                label = (
+                    f"{identity} ({int(line['pairs'].iloc[0])} pairs)" if statistic == "bias_amplification" else None
+                )
+                ax.errorbar(
+                    x, y, yerr=err, marker=_IDENTITY_MARKERS[i % len(_IDENTITY_MARKERS)], capsize=3, label=label
+                )
             ax.axhline(0.0, color="0.3", lw=0.8)
             format_sparsity_axis(ax, sparsities, label=row == len(curves) - 1)
             ax.set_ylabel(ylabel)

@@ -9,7 +9,6 @@ model is the first point of every curve, and the band is the spread over seeds.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -27,8 +26,8 @@ from prunebias.figures import (
     method_colors,
     styled,
 )
-from prunebias.vocabulary import METHOD_LEGENDS, METHODS
 from prunebias.tasks import parse_task
+from prunebias.vocabulary import METHOD_LEGENDS, METHODS
 
 __all__ = ["backdoor", "single_vs_joint"]
 
@@ -36,8 +35,6 @@ __all__ = ["backdoor", "single_vs_joint"]
 TRAINING_COLORS = {"joint": "#0173b2", "single-label": "#d55e00"}
 _DASHES = ["", (4, 2), (1, 1.5), (6, 2, 1, 2)]
 _PANEL = (3.4, 2.7)
-
-
 
 
 def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
@@ -50,18 +47,30 @@ def _methods(methods) -> list[str]:
     return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
-def _lines(ax: Axes, data: pd.DataFrame, hue: str, palette: dict, style: str, style_order: list, errorbar,
-           undefined: str) -> None:
+def _lines(
+    ax: Axes, data: pd.DataFrame, hue: str, palette: dict, style: str, style_order: list, errorbar, undefined: str
+) -> None:
     if not np.isfinite(data["y"].to_numpy(dtype=np.float64)).any():
         ax.text(0.5, 0.5, undefined, transform=ax.transAxes, ha="center", va="center", color="0.4")
         ax.set_yticks([])
         return
     n_seeds = data.groupby([hue, style, "remaining"])["seed"].nunique().max()
     sns.lineplot(
-        data=data, x="remaining", y="y", hue=hue, hue_order=list(palette), palette=palette,
-        style=style, style_order=style_order, dashes=dict(zip(style_order, _DASHES * len(style_order))),
-        marker="o", markersize=4, errorbar=errorbar if n_seeds > 1 else None,
-        err_kws={"alpha": 0.15, "linewidth": 0}, legend=False, ax=ax,
+        data=data,
+        x="remaining",
+        y="y",
+        hue=hue,
+        hue_order=list(palette),
+        palette=palette,
+        style=style,
+        style_order=style_order,
+        dashes=dict(zip(style_order, _DASHES * len(style_order))),
+        marker="o",
+        markersize=4,
+        errorbar=errorbar if n_seeds > 1 else None,
+        err_kws={"alpha": 0.15, "linewidth": 0},
+        legend=False,
+        ax=ax,
     )
 
 
@@ -69,8 +78,9 @@ def _zero(ax: Axes) -> None:
     ax.axhline(0.0, color="0.5", linewidth=0.8, zorder=0, gid="reference")
 
 
-def _legend(fig: Figure, colors: dict[str, str], labels: dict[str, str], styles: list[str], style_labels: dict,
-            title: str) -> None:
+def _legend(
+    fig: Figure, colors: dict[str, str], labels: dict[str, str], styles: list[str], style_labels: dict, title: str
+) -> None:
     handles = [Line2D([], [], color=c, marker="o", markersize=4) for c in colors.values()]
     names = [labels.get(k, k) for k in colors]
     if len(styles) > 1:
@@ -80,8 +90,20 @@ def _legend(fig: Figure, colors: dict[str, str], labels: dict[str, str], styles:
 
 
 def _check(metrics: pd.DataFrame) -> None:
-    needed = ["dataset", "task", "arch", "method", "sparsity", "seed", "attribute", "identity", "group",
-              "threshold", "metric", "value"]
+    needed = [
+        "dataset",
+        "task",
+        "arch",
+        "method",
+        "sparsity",
+        "seed",
+        "attribute",
+        "identity",
+        "group",
+        "threshold",
+        "metric",
+        "value",
+    ]
     if not isinstance(metrics, pd.DataFrame):
         raise ValueError(f"metrics must be a DataFrame, got {type(metrics).__name__}")
     missing = [c for c in needed if c not in metrics.columns]
@@ -118,8 +140,16 @@ def single_vs_joint(metrics: pd.DataFrame, thresholds=("default", "calibrated"),
         here = data[(data[keys] == pd.Series(row, index=keys)).all(axis=1)]
         dataset, arch, attribute, method = row
         for ax, identity in zip(ax_row, identities):
-            _lines(ax, here[here["identity"] == identity], "training", TRAINING_COLORS, "threshold", thresholds,
-                   errorbar, "ΔBA undefined")
+            _lines(
+                ax,
+                here[here["identity"] == identity],
+                "training",
+                TRAINING_COLORS,
+                "threshold",
+                thresholds,
+                errorbar,
+                "ΔBA undefined",
+            )
             _zero(ax)
             where = f"{dataset} / {arch}, " if several else ""
             ax.set_title(f"{where}{METHOD_LEGENDS.get(method, method)}\n{attribute} by {identity}")

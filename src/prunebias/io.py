@@ -17,8 +17,9 @@ import pickle
 import pickletools
 import secrets
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -168,7 +169,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
 # Metadata every predictions file carries (written by ``prunebias predict``) that the
 # analysis stages read, with the types they need.
 PREDICTION_METADATA = {
-    "dataset": str, "task": str, "arch": str, "method": str, "target_sparsity": (int, float), "seed": int,
+    "dataset": str,
+    "task": str,
+    "arch": str,
+    "method": str,
+    "target_sparsity": (int, float),
+    "seed": int,
 }
 
 

@@ -26,14 +26,13 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def prepare(cfg: dict, out_dir: str | os.PathLike, workers: int = 1) -> None:
-    """Build ``index.parquet`` and ``images.npy`` for one data set config (synthetic or CelebA).
+def prepare(cfg: dict, index_path: str | os.PathLike, images_path: str | os.PathLike, workers: int = 1) -> None:
+    """Build the index file and the image array file of one data set config (synthetic or CelebA).
 
     The images are written first; if the index then fails its checks, they are removed, so a
     failed prepare leaves no half of a data set behind.
     """
-    out_dir = Path(out_dir)
-    images_path = out_dir / "images.npy"
+    images_path = Path(images_path)
     info = {"source": cfg["source"], "resolution": cfg["resolution"]}
     try:
         if cfg["source"] == "synthetic":
@@ -41,7 +40,10 @@ def prepare(cfg: dict, out_dir: str | os.PathLike, workers: int = 1) -> None:
 
             log(f"generating synthetic faces: {cfg['sizes']} at {cfg['resolution']} px")
             index, images = synthetic.generate(
-                cfg["sizes"], cfg["resolution"], cfg["seed"], cfg.get("label_noise_scale", 1.0),
+                cfg["sizes"],
+                cfg["resolution"],
+                cfg["seed"],
+                cfg.get("label_noise_scale", 1.0),
                 decoupled=cfg.get("decoupled", False),
             )
             save_array(images, images_path)
@@ -49,22 +51,30 @@ def prepare(cfg: dict, out_dir: str | os.PathLike, workers: int = 1) -> None:
             from prunebias.data import celeba
 
             index = celeba.prepare(
-                cfg["root"], images_path, cfg["resolution"], workers=workers,
-                skip_bad_images=cfg.get("skip_bad_images", False), limit=cfg.get("limit"),
+                cfg["root"],
+                images_path,
+                cfg["resolution"],
+                workers=workers,
+                skip_bad_images=cfg.get("skip_bad_images", False),
+                limit=cfg.get("limit"),
                 allow_upscale=cfg.get("allow_upscale", False),
             )
         else:
             raise ValueError(f"datasets.<name>.source: unknown source {cfg['source']!r}; use synthetic or celeba")
-        store.write_index(index, out_dir, info)
+        store.write_index(index, index_path, info)
     except BaseException:
         images_path.unlink(missing_ok=True)
         raise
     counts = index["split"].value_counts().to_dict()
-    log(f"wrote {len(index)} images {counts} with {len(store.attribute_names(index))} attributes to {out_dir}")
+    log(f"wrote {len(index)} images {counts} with {len(store.attribute_names(index))} attributes to {index_path}, {images_path}")
 
 
 def _split(
-    index: pd.DataFrame, images: np.ndarray, split: str, attributes: list[str], device,
+    index: pd.DataFrame,
+    images: np.ndarray,
+    split: str,
+    attributes: list[str],
+    device,
     trigger: tuple[str, np.ndarray] | None = None,
 ):
     """A split's images and labels; ``trigger`` = (trigger name, ids) marks those ids' samples.
@@ -87,18 +97,20 @@ def _split(
     return TensorData.from_arrays(split_images, labels, device, square=square), labels
 
 
-def _trigger(data_dir: str | os.PathLike, task: str, spec: dict | None) -> tuple[str, np.ndarray] | None:
-    """(trigger, triggered ids) of a backdoor task from the ids saved with the data; None for other tasks."""
+def _trigger(path: str | os.PathLike | None, spec: dict | None) -> tuple[str, np.ndarray] | None:
+    """(trigger, triggered ids) of a backdoor task from its triggered-ids file; None for other tasks."""
     if spec is None or spec.get("kind") != "backdoor":
         return None
-    path = tasks.triggered_path(data_dir, task)
+    if path is None:
+        raise ValueError("a backdoor task needs the file of its triggered ids (--triggered)")
     if read_metadata(path) != spec:
         raise ValueError(f"{path}: made for other backdoor settings than {spec}; delete it and rerun")
     return spec["trigger"], pd.read_parquet(path, columns=["id"])["id"].to_numpy()
 
 
 def train(
-    data_dir: str | os.PathLike,
+    index_path: str | os.PathLike,
+    images_path: str | os.PathLike,
     model_out: str | os.PathLike,
     log_out: str | os.PathLike,
     spec: dict,
@@ -106,10 +118,12 @@ def train(
     parent: str | os.PathLike | None = None,
     device: str = "auto",
     compile_step: bool = False,
+    triggered: str | os.PathLike | None = None,
 ) -> None:
     """Train one model (dense or pruned) and write its checkpoint and per-epoch log.
 
     ``run`` identifies the model: dataset, task, arch, method, target_sparsity, seed.
+    ``triggered``: the triggered-ids file of a backdoor task (``triggered_ids`` stage).
     Post-training methods start from the ``parent`` dense checkpoint of the same seed.
     ``compile_step`` runs the training step through ``torch.compile`` (``runtime.compile``).
     A resume state beside ``model_out`` (``.resume.pt``) lets a killed job continue.
@@ -124,11 +138,11 @@ def train(
 
     dev = select_device(device)
     configure_backend(dev)
-    index = store.load_index(data_dir)
+    index = store.load_index(index_path)
     task = spec.get("task")  # absent for the joint task
     attributes = tasks.task_attributes(task, store.attribute_names(index))
-    trigger = _trigger(data_dir, run["task"], task)
-    images = store.load_images(data_dir)
+    trigger = _trigger(triggered, task)
+    images = store.load_images(images_path)
     crop = spec["crop_size"] or images.shape[1]
     spec = {**spec, "crop_size": crop, "target_sparsity": run["target_sparsity"]}
     train_data, _ = _split(index, images, "train", attributes, dev, trigger)
@@ -147,12 +161,23 @@ def train(
     resume = Path(model_out).parent / ".resume.pt"
     # What the result depends on: a resume state left by other settings or inputs is not resumed.
     fingerprint = {
-        "spec": spec, "run": run, "index": file_digest(Path(data_dir) / "index.parquet"),
+        "spec": spec,
+        "run": run,
+        "index": file_digest(index_path),
         "parent": file_digest(parent) if parent is not None else None,
     }
     result = fit(
-        model, train_data, valid_data, valid_labels, spec, plan, run["seed"], resume_path=resume, log=log,
-        fingerprint=fingerprint, compile_step=compile_step,
+        model,
+        train_data,
+        valid_data,
+        valid_labels,
+        spec,
+        plan,
+        run["seed"],
+        resume_path=resume,
+        log=log,
+        fingerprint=fingerprint,
+        compile_step=compile_step,
     )
 
     model.load_state_dict(result["state_dict"])
@@ -179,11 +204,13 @@ def train(
 
 
 def predict(
-    data_dir: str | os.PathLike,
+    index_path: str | os.PathLike,
+    images_path: str | os.PathLike,
     model_path: str | os.PathLike,
     outputs: dict[str, str | os.PathLike],
     batch_size: int = 1024,
     device: str = "auto",
+    triggered: str | os.PathLike | None = None,
 ) -> None:
     """Write one Parquet file of logits per split in ``outputs`` ({split: path}), with the run's metadata."""
     from prunebias.devices import select_device
@@ -192,14 +219,14 @@ def predict(
 
     dev = select_device(device)
     configure_backend(dev)
-    index = store.load_index(data_dir)
+    index = store.load_index(index_path)
     ckpt = load_checkpoint(model_path, attributes=store.attribute_names(index))
     attributes = list(ckpt["attributes"])  # its task's: all of them (joint) or one
-    trigger = _trigger(data_dir, ckpt["task"], ckpt.get("task_spec"))
+    trigger = _trigger(triggered, ckpt.get("task_spec"))
     model = build_model(ckpt["arch"], len(attributes), ckpt["image_size"])
     model.load_state_dict(ckpt["state_dict"])
     model = model_to(model, dev)
-    images = store.load_images(data_dir)
+    images = store.load_images(images_path)
     meta = {
         key: ckpt[key] for key in ("dataset", "task", "arch", "method", "target_sparsity", "seed", "selected_epoch")
     } | {"measured_sparsity": ckpt["measured_sparsity"]["global"], "attributes": attributes}
@@ -216,18 +243,27 @@ MODEL_COLUMNS = ["dataset", "task", "arch", "method", "sparsity", "seed"]
 
 
 def model_metrics(
-    data_dir: str | os.PathLike, valid_path: str, test_path: str, out: str | os.PathLike, settings: dict
+    index_path: str | os.PathLike,
+    valid_path: str,
+    test_path: str,
+    out: str | os.PathLike,
+    settings: dict,
+    triggered: str | os.PathLike | None = None,
 ) -> None:
-    """Per-model tidy metrics (see :mod:`prunebias.metrics`) with the model's identity columns."""
+    """Per-model tidy metrics (see :mod:`prunebias.metrics`) with the model's identity columns
+    (and, for a backdoor task, with ``triggered`` its triggered-ids file, the backdoor metrics)."""
     from prunebias import metrics
     from prunebias.io import read_predictions
 
-    index = store.load_index(data_dir)
+    index = store.load_index(index_path)
     valid, _ = read_predictions(valid_path)
     test, meta = read_predictions(test_path)
     try:
         table = metrics.model_metrics(
-            index, valid, test, settings["identities"],
+            index,
+            valid,
+            test,
+            settings["identities"],
             min_positives=settings["ba_min_positives"],
             min_relative_gap=settings["ba_min_relative_gap"],
             uncertainty_band=tuple(settings["uncertainty_band"]),
@@ -246,11 +282,19 @@ def model_metrics(
     if task.kind == "backdoor":
         from prunebias import backdoor
 
-        ids = pd.read_parquet(tasks.triggered_path(data_dir, meta["task"]), columns=["id"])["id"]
-        table = pd.concat([table, backdoor.backdoor_metrics(index, valid, test, ids, task.attribute)], ignore_index=True)
+        if triggered is None:
+            raise ValueError(f"{test_path}: a backdoor task's metrics need its triggered-ids file (--triggered)")
+        ids = pd.read_parquet(triggered, columns=["id"])["id"]
+        table = pd.concat(
+            [table, backdoor.backdoor_metrics(index, valid, test, ids, task.attribute)], ignore_index=True
+        )
     ident = {
-        "dataset": meta["dataset"], "task": meta["task"], "arch": meta["arch"], "method": meta["method"],
-        "sparsity": float(meta["target_sparsity"]), "seed": int(meta["seed"]),
+        "dataset": meta["dataset"],
+        "task": meta["task"],
+        "arch": meta["arch"],
+        "method": meta["method"],
+        "sparsity": float(meta["target_sparsity"]),
+        "seed": int(meta["seed"]),
     }
     table = table.assign(**ident)[MODEL_COLUMNS + [c for c in table.columns if c not in ident]]
     write_parquet(table, out, metadata=meta)
@@ -269,7 +313,11 @@ def aggregate(inputs: list[str], out_metrics: str, out_summary: str, out_groups:
     dense = gaps[gaps["method"] == "dense"]
     big = dense[dense["gap_points"].abs() > 5]
     log(f"{len(frame)} metric rows from {len(inputs)} models; dense accuracy gaps > 5 points between identity groups:")
-    log(big[["attribute", "identity", "group_0", "group_1", "gap_points"]].to_string(index=False) if len(big) else "  none")
+    log(
+        big[["attribute", "identity", "group_0", "group_1", "gap_points"]].to_string(index=False)
+        if len(big)
+        else "  none"
+    )
 
 
 def triggered_ids(index_path: str | os.PathLike, spec: dict, out: str | os.PathLike) -> None:
@@ -303,17 +351,24 @@ def experiment_outputs(kind: str, summary: str, metrics: str, out_table: str, ou
 
 
 def criteria(
-    data_dir: str | os.PathLike, test_paths: list[str], metrics_paths: list[str], outputs: dict[str, str], settings: dict
+    index_path: str | os.PathLike,
+    test_paths: list[str],
+    metrics_paths: list[str],
+    outputs: dict[str, str],
+    settings: dict,
 ) -> None:
     """Criteria, CIEs and countermeasures of one (dataset, task, arch): one Parquet file per table in ``outputs``."""
     from prunebias import criteria as crit
     from prunebias.io import read_predictions
 
-    index = store.load_index(data_dir)
+    index = store.load_index(index_path)
     runs = [read_predictions(p)[::-1] for p in test_paths]
     metrics = pd.concat([pd.read_parquet(p) for p in metrics_paths], ignore_index=True)
     tables = crit.criteria_tables(
-        index, runs, metrics, settings["identities"],
+        index,
+        runs,
+        metrics,
+        settings["identities"],
         uncertainty_band=tuple(settings["uncertainty_band"]),
         flag_fractions=settings["flag_fractions"],
         routing_fractions=settings["routing_fractions"],
@@ -380,8 +435,14 @@ def _model_arrays(index: pd.DataFrame, valid: list[tuple[pd.DataFrame, dict]], t
 
 
 def effects(
-    index_paths: dict[str, str], valid_paths: list[str], test_paths: list[str], log_paths: list[str],
-    settings: dict, out_effects: str, out_convergence: str, out_figure: str,
+    index_paths: dict[str, str],
+    valid_paths: list[str],
+    test_paths: list[str],
+    log_paths: list[str],
+    settings: dict,
+    out_effects: str,
+    out_convergence: str,
+    out_figure: str,
 ) -> None:
     """Support-stable changes with paired bootstrap CIs (prunebias.effects) and per-model convergence.
 
@@ -402,7 +463,7 @@ def effects(
     effect_tables, convergence = [], []
     for key in dict.fromkeys(key_of(m) for _, m in test):
         dataset, task, arch = key
-        index = store.load_index(Path(index_paths[dataset]).parent)
+        index = store.load_index(index_paths[dataset])
         group_valid = [v for v in valid if key_of(v[1]) == key]
         group_test = [t for t in test if key_of(t[1]) == key]
         models, attributes, z_valid, z_test, y_valid, y_test = _model_arrays(index, group_valid, group_test)
@@ -415,10 +476,19 @@ def effects(
         }
         for kind in THRESHOLDS:
             table = eff.paired_effects(
-                models, z_test > thresholds[kind], eff.probabilities(z_test), y_test, test_groups, conditionals,
-                attributes=attributes, identities=identities, uncertainty_band=tuple(settings["uncertainty_band"]),
-                min_positives=settings["ba_min_positives"], min_relative_gap=settings["ba_min_relative_gap"],
-                n_bootstrap=settings["bootstrap"], seed=settings["seed"],
+                models,
+                z_test > thresholds[kind],
+                eff.probabilities(z_test),
+                y_test,
+                test_groups,
+                conditionals,
+                attributes=attributes,
+                identities=identities,
+                uncertainty_band=tuple(settings["uncertainty_band"]),
+                min_positives=settings["ba_min_positives"],
+                min_relative_gap=settings["ba_min_relative_gap"],
+                n_bootstrap=settings["bootstrap"],
+                seed=settings["seed"],
             )
             effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch, threshold=kind))
         prior = eff.prior_bce(train[attributes].to_numpy(bool), y_valid)
@@ -433,7 +503,9 @@ def effects(
     table = pd.concat(effect_tables, ignore_index=True)
     table = table[keys + [c for c in eff.EFFECT_COLUMNS]]
     conv = pd.concat(convergence, ignore_index=True)
-    conv = conv.merge(eff.training_trend(logs), on=keys + ["method", "sparsity", "seed"], how="left", validate="one_to_one")
+    conv = conv.merge(
+        eff.training_trend(logs), on=keys + ["method", "sparsity", "seed"], how="left", validate="one_to_one"
+    )
     write_parquet(table, out_effects)
     write_parquet(conv, out_convergence)
     save_figure(figures_effects.effects(table), out_figure)
@@ -441,13 +513,13 @@ def effects(
     log(conv.to_string(index=False, float_format="%.4f"))
 
 
-def design(data_dir: str | os.PathLike, cfg: dict, out: str | os.PathLike) -> None:
+def design(index_path: str | os.PathLike, images_path: str | os.PathLike, cfg: dict, out: str | os.PathLike) -> None:
     """The design table of a synthetic data set (:mod:`prunebias.data.synthetic_design`)."""
     from prunebias.data import synthetic_design
 
-    index = store.load_index(data_dir)
+    index = store.load_index(index_path)
     table = synthetic_design.design_table(
-        index, store.load_images(data_dir), cfg["resolution"], cfg["seed"], decoupled=cfg.get("decoupled", False)
+        index, store.load_images(images_path), cfg["resolution"], cfg["seed"], decoupled=cfg.get("decoupled", False)
     )
     write_parquet(table, out)
     log(table.to_string(index=False, float_format="%.3f"))

@@ -109,9 +109,7 @@ def _as_logits_2d(x, name: str) -> np.ndarray:
 
 def _check_rows(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
     if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same number of rows, got {a.shape[0]} and {b.shape[0]}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same number of rows, got {a.shape[0]} and {b.shape[0]}")
     if a.shape[0] == 0:
         raise ValueError(f"{name_a} has no rows")
 
@@ -407,7 +405,9 @@ def interdependence(pred) -> np.ndarray:
     return r2
 
 
-def identity_dependence(pred, groups, *, attributes: Sequence[str], identities: Sequence[str], weights=None) -> np.ndarray:
+def identity_dependence(
+    pred, groups, *, attributes: Sequence[str], identities: Sequence[str], weights=None
+) -> np.ndarray:
     """How much each prediction leans on identity: R² of an OLS fit (with intercept) of ŷ_j on the true identity labels.
 
     The study links bias to "increased correlations" between outputs; this measures the
@@ -560,8 +560,14 @@ def bias_amplification(
         raise ValueError(f"train_groups must have {g.shape[1]} columns, got {g_train.shape[1]}")
     conditionals = train_conditionals(y_train, g_train)
     return bias_amplification_batch(
-        yhat[None], y, g, conditionals, attributes=attributes, identities=identities,
-        min_positives=min_positives, min_relative_gap=min_relative_gap,
+        yhat[None],
+        y,
+        g,
+        conditionals,
+        attributes=attributes,
+        identities=identities,
+        min_positives=min_positives,
+        min_relative_gap=min_relative_gap,
     )[0]
 
 
@@ -624,7 +630,9 @@ def bias_amplification_batch(
     _check_rows("labels", y, "groups", g)
     p1, p0 = (np.asarray(c, dtype=np.float64) for c in conditionals)
     if p1.shape != (g.shape[1], y.shape[1]) or p0.shape != p1.shape:
-        raise ValueError(f"conditionals must be two arrays of shape {(g.shape[1], y.shape[1])}, got {p1.shape}, {p0.shape}")
+        raise ValueError(
+            f"conditionals must be two arrays of shape {(g.shape[1], y.shape[1])}, got {p1.shape}, {p0.shape}"
+        )
     _check_ba_rules(min_positives, min_relative_gap)
     same = _same_names(attributes, identities, y.shape[1], g.shape[1])
     m, n, n_attr = preds.shape
@@ -944,13 +952,9 @@ def model_metrics(
             "accuracy": (yhat == y_test).mean(axis=0),
             "positive_rate": q,
             "interdependence": interdependence(yhat),
-            "identity_dependence": identity_dependence(
-                yhat, g_test, attributes=attributes, identities=identities
-            ),
+            "identity_dependence": identity_dependence(yhat, g_test, attributes=attributes, identities=identities),
             "rare_value_ratio": _rare_value_ratio(q, y_test.mean(axis=0), y_train.mean(axis=0)),
-            "bias_amplification": _bias_amplification(
-                counts, p1, p0, same, min_positives, min_relative_gap
-            ),
+            "bias_amplification": _bias_amplification(counts, p1, p0, same, min_positives, min_relative_gap),
             **rates,
             **_gaps(rates),
         }

@@ -29,9 +29,7 @@ weights pruned earlier are still exactly zero, so they stay pruned when the spar
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -123,10 +121,7 @@ def compute_masks(
     shapes = [w.shape for w in weights]
     sizes = [w.numel() for w in weights]
     if scope == "layerwise":
-        return [
-            _keep_largest(_magnitudes([w]), _n_pruned(w.numel(), sparsity)).view(w.shape)
-            for w in weights
-        ]
+        return [_keep_largest(_magnitudes([w]), _n_pruned(w.numel(), sparsity)).view(w.shape) for w in weights]
     n = sum(sizes)
     k = _n_pruned(n, sparsity)
     device = weights[0].device
@@ -162,9 +157,7 @@ class MaskSet:
 
     def __init__(self, named_params: Sequence[tuple[str, nn.Parameter]], masks: Sequence[Tensor]):
         if len(named_params) != len(masks):
-            raise ValueError(
-                f"masks: got {len(masks)} masks for {len(named_params)} parameters"
-            )
+            raise ValueError(f"masks: got {len(masks)} masks for {len(named_params)} parameters")
         for (name, p), m in zip(named_params, masks):
             if m.shape != p.shape:
                 raise ValueError(f"masks: shape {tuple(m.shape)} for {name} {tuple(p.shape)}")
@@ -232,9 +225,7 @@ class MaskSet:
         for i, (name, p) in enumerate(zip(self.names, self.params)):
             mask = state[name]
             if mask.shape != p.shape:
-                raise ValueError(
-                    f"mask state: {name} has shape {tuple(mask.shape)}, parameter {tuple(p.shape)}"
-                )
+                raise ValueError(f"mask state: {name} has shape {tuple(mask.shape)}, parameter {tuple(p.shape)}")
             self.masks[i] = mask.to(device=p.device, dtype=torch.bool)
 
 

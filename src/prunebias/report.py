@@ -351,7 +351,7 @@ def ba_coverage_sentence(ba_rows: pd.DataFrame, method: str) -> str | None:
         f"Bias amplification is defined for {sparse[worst]:.3g} (identity, attribute) pairs at "
         f"{sparsity_text(worst)} sparsity ({method_text(method)}) against {dense:.3g} for dense "
         "(mean over seeds); a pair drops out when the model predicts no positive of its attribute, "
-        "so the BA means above leave out the attributes that collapsed to \"never\"."
+        'so the BA means above leave out the attributes that collapsed to "never".'
     )
 
 
@@ -524,8 +524,10 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
         "bias_amplification": seed_curves(metrics, "bias_amplification", per_identity=True),
     }
     per_identity_ba = metrics[
-        (metrics["metric"] == "bias_amplification") & (metrics["threshold"] == "default")
-        & (metrics["group"] == "all") & (metrics["identity"] != "all")
+        (metrics["metric"] == "bias_amplification")
+        & (metrics["threshold"] == "default")
+        & (metrics["group"] == "all")
+        & (metrics["identity"] != "all")
     ]
     out = []
     for setting in _settings(metrics):
@@ -637,7 +639,8 @@ def convergence_table(convergence: pd.DataFrame) -> Table:
         "falling": Column("still falling (models)", lambda v: str(int(v))),
     }
     return frame_table(
-        g, columns,
+        g,
+        columns,
         note="Information kept = (BCE_prior − BCE_model) / (BCE_prior − BCE_dense) on the validation split, the prior "
         "predicting each attribute's training prevalence: 100 % = all the dense model learned, 0 % = a prevalence predictor. "
         "A model whose training loss fell by more than 1 % over its last two epochs was still converging.",
@@ -663,11 +666,21 @@ def design_table(design: Mapping[str, pd.DataFrame], identities: Sequence[str]) 
             "cue_delta": Column("cue: mean Σ|Δpixel| when it alone flips", lambda v: f"{v:.1f}"),
             "probe_auc": Column("linear probe AUC (pixels)", lambda v: f"{v:.2f}"),
         }
-        out.append({"name": name, "table": frame_table(frame, columns, note=(
-            "Prevalence on the training split, overall and per identity group. Cue: how much the image changes when "
-            "this attribute alone is flipped (same face otherwise, mean over 500 faces). Probe: test ROC-AUC of a linear "
-            "(ridge) probe on "
-            "the raw pixels, which also sees correlated cues (identity included)."))})
+        out.append(
+            {
+                "name": name,
+                "table": frame_table(
+                    frame,
+                    columns,
+                    note=(
+                        "Prevalence on the training split, overall and per identity group. Cue: how much the image changes when "
+                        "this attribute alone is flipped (same face otherwise, mean over 500 faces). Probe: test ROC-AUC of a linear "
+                        "(ridge) probe on "
+                        "the raw pixels, which also sees correlated cues (identity included)."
+                    ),
+                ),
+            }
+        )
     return out
 
 
@@ -1325,13 +1338,15 @@ def read_criteria(paths: Sequence[str | os.PathLike]) -> dict[str, pd.DataFrame]
     return {name: pd.concat(frames, ignore_index=True) for name, frames in by_name.items()}
 
 
-def read_dataset(data_dir: str | os.PathLike, identities: Sequence[str]) -> tuple[dict, np.ndarray]:
+def read_dataset(
+    index_path: str | os.PathLike, images_path: str | os.PathLike, identities: Sequence[str]
+) -> tuple[dict, np.ndarray]:
     """(the data set's summary for :func:`data_table`, its memory-mapped image array)."""
     from prunebias.data import store
 
-    index = store.load_index(data_dir)
-    images = store.load_images(data_dir)
-    info = store.index_info(data_dir)
+    index = store.load_index(index_path)
+    images = store.load_images(images_path)
+    info = store.index_info(index_path)
     return {"index": index, "info": info, "shape": images.shape, "identities": list(identities)}, images
 
 
@@ -1343,7 +1358,7 @@ def build_report(
     criteria: Sequence[str | os.PathLike] = (),
     figures: Sequence[str | os.PathLike] = (),
     benchmarks: Sequence[str | os.PathLike] = (),
-    data: Sequence[str | os.PathLike] = (),
+    data: Mapping[str, tuple[str | os.PathLike, str | os.PathLike]] | None = None,
     predictions: Sequence[str | os.PathLike] = (),
     captions: str | os.PathLike | None = None,
     template: str | os.PathLike | None = None,
@@ -1367,8 +1382,8 @@ def build_report(
     benchmarks : paths
         Snakemake benchmark TSVs under ``.../benchmarks/<rule>/``; absent ones are counted
         and skipped (a job restored from elsewhere may have none).
-    data : paths
-        Prepared data directories (``results/data/<dataset>``), named by their last part.
+    data : mapping, optional
+        Data set name -> (index file, image array file) of each prepared data set.
     predictions : paths
         Test predictions of every model (their metadata holds the measured sparsity).
     captions : path, optional
@@ -1389,9 +1404,8 @@ def build_report(
     present = [p for p in benchmarks if Path(p).exists()]
     identities = sorted(set(metrics_frame["identity"]) - {"all"})
     datasets, images = {}, {}
-    for d in data:
-        name = Path(d).name
-        datasets[name], array = read_dataset(d, identities)
+    for name, (index_path, images_path) in (data or {}).items():
+        datasets[name], array = read_dataset(index_path, images_path, identities)
         ids = datasets[name]["index"]["id"].astype(str)
         images[name] = (array, dict(zip(ids, range(len(ids)))))
     context = report_context(

@@ -14,11 +14,7 @@ from prunebias.vocabulary import METHODS
 
 
 def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
-    if (
-        not isinstance(sparsity, numbers.Real)
-        or isinstance(sparsity, bool)
-        or not 0.0 <= float(sparsity) < 1.0
-    ):
+    if not isinstance(sparsity, numbers.Real) or isinstance(sparsity, bool) or not 0.0 <= float(sparsity) < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {sparsity!r}")
     return float(sparsity)
 
@@ -168,9 +164,7 @@ def _gmp_plan(epochs: int, target: float, schedule: Mapping) -> list[EpochPlan]:
     if step < 1:
         raise ValueError(f"step = {schedule['step']!r} resolves to 0 epochs; need >= 1")
     if end >= epochs:
-        raise ValueError(
-            f"end = {schedule['end']!r} resolves to epoch {end}, beyond the last epoch {epochs - 1}"
-        )
+        raise ValueError(f"end = {schedule['end']!r} resolves to epoch {end}, beyond the last epoch {epochs - 1}")
     if start >= end:
         raise ValueError(
             f"start = {schedule['start']!r} (epoch {start}) must come before"
@@ -190,9 +184,7 @@ def _acdc_plan(epochs: int, target: float, schedule: Mapping) -> list[EpochPlan]
     if phase < 1:
         raise ValueError(f"phase = {schedule['phase']!r} resolves to 0 epochs; need >= 1")
     if final < 1:
-        raise ValueError(
-            f"final_sparse = {schedule['final_sparse']!r} resolves to 0 epochs; need >= 1"
-        )
+        raise ValueError(f"final_sparse = {schedule['final_sparse']!r} resolves to 0 epochs; need >= 1")
     final_start = epochs - final
     cycles = (final_start - warmup) // (2 * phase)
     if cycles < 1:

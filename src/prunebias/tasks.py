@@ -152,9 +152,7 @@ def tasks_from_config(config: Mapping) -> list[str]:
         for item in backdoor.get("items", []):
             fractions = tuple(item.get("train_fractions", (0.05, 0.95)))
             names += [
-                task_name(Task("backdoor", a, t, fractions))
-                for a in item["attributes"]
-                for t in item["triggers"]
+                task_name(Task("backdoor", a, t, fractions)) for a in item["attributes"] for t in item["triggers"]
             ]
     return list(dict.fromkeys(names))
 
@@ -181,7 +179,11 @@ def task_spec(config: Mapping, name: str) -> dict | None:
     if task.kind == "backdoor":
         spec |= {
             "trigger": task.trigger,
-            "fractions": {"train": list(task.train_fractions), "valid": list(EVAL_FRACTIONS), "test": list(EVAL_FRACTIONS)},
+            "fractions": {
+                "train": list(task.train_fractions),
+                "valid": list(EVAL_FRACTIONS),
+                "test": list(EVAL_FRACTIONS),
+            },
             "seed": int(_section(config, task).get("seed", 0)),
         }
     return spec
@@ -238,9 +240,11 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
         section = _experiments(config).get(key) or {}
         if not section.get("enabled", False):
             continue
-        attributes = section.get("attributes", []) if key == "single_label" else [
-            a for item in section.get("items", []) for a in item["attributes"]
-        ]
+        attributes = (
+            section.get("attributes", [])
+            if key == "single_label"
+            else [a for item in section.get("items", []) for a in item["attributes"]]
+        )
         for dataset in config["grid"]["datasets"]:
             source = config["datasets"].get(dataset, {}).get("source")
             unknown = sorted(set(attributes) - set(known_attributes.get(source, attributes)))

@@ -17,9 +17,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ class TensorData:
     @classmethod
     def from_arrays(
         cls, images: np.ndarray, labels: np.ndarray, device: torch.device, square: np.ndarray | None = None
-    ) -> "TensorData":
+    ) -> TensorData:
         imgs = torch.from_numpy(np.ascontiguousarray(images))
         lab = torch.from_numpy(labels.astype(np.float32)).to(device)
         # Half the free memory at most: the model, activations and the other split need the rest.
@@ -140,8 +140,12 @@ def make_optimizer(params, cfg: dict, device: torch.device) -> torch.optim.Optim
     extra = {"fused": True} if device.type == "cuda" else {}
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg["lr"], momentum=cfg.get("momentum", 0.0), weight_decay=cfg.get("weight_decay", 0.0),
-            nesterov=cfg.get("nesterov", False), **extra,
+            params,
+            lr=cfg["lr"],
+            momentum=cfg.get("momentum", 0.0),
+            weight_decay=cfg.get("weight_decay", 0.0),
+            nesterov=cfg.get("nesterov", False),
+            **extra,
         )
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
@@ -186,7 +190,9 @@ def compiled(model: nn.Module, enabled: bool) -> nn.Module:
 
 def _autocast(device: torch.device):
     # bf16 autocast on GPUs; full precision on CPU keeps runs bit-reproducible.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
 
 
 def training_batch(
@@ -198,7 +204,11 @@ def training_batch(
 
 
 def train_step(
-    step_model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+    step_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
     masks: MaskSet | None = None,
 ) -> torch.Tensor:
     """One optimiser step (channels-last + bf16 autocast on a GPU), then the masks reapplied.
@@ -310,8 +320,12 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = training_batch(
-                train, order[b * spec["batch_size"] : (b + 1) * spec["batch_size"]], spec["crop_size"],
-                spec["augment"]["padding"], spec["augment"]["flip"], gen,
+                train,
+                order[b * spec["batch_size"] : (b + 1) * spec["batch_size"]],
+                spec["crop_size"],
+                spec["augment"]["padding"],
+                spec["augment"]["flip"],
+                gen,
             )
             loss = train_step(step_model, optimizer, loss_fn, x, y, masks)
             # Remember the first bad batch on the device: no host sync inside the step.
@@ -331,7 +345,9 @@ def fit(
                 masks = _restore_masks(model, state["masks"])
                 log(f"{message}; retrying from epoch {state['epoch']} with lr x{lr_scale:g}")
                 continue
-            raise NonFiniteLossError(message + "; lower the learning rate or allow retries (train.max_nonfinite_retries)")
+            raise NonFiniteLossError(
+                message + "; lower the learning rate or allow retries (train.max_nonfinite_retries)"
+            )
 
         if spec["optimizer"].get("reset_momentum", False):
             reset_momentum(optimizer)
@@ -379,8 +395,12 @@ def fit(
 def _save_resume(path: Path, model, optimizer, state: dict, lr_scale: float, retries_left: int, fingerprint) -> None:
     save_torch(
         {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
-            "lr_scale": lr_scale, "retries_left": retries_left, "fingerprint": fingerprint,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": state,
+            "lr_scale": lr_scale,
+            "retries_left": retries_left,
+            "fingerprint": fingerprint,
         },
         path,
     )
@@ -402,7 +422,9 @@ def _load_resume(path: Path | None, fingerprint, device: torch.device, log: Call
         log(f"ignoring unreadable resume state {path} ({exc}); starting from epoch 0")
         return None
     if not isinstance(saved, dict) or "fingerprint" not in saved or saved["fingerprint"] != fingerprint:
-        log(f"ignoring resume state {path}: made by another configuration, data set or parent model; starting from epoch 0")
+        log(
+            f"ignoring resume state {path}: made by another configuration, data set or parent model; starting from epoch 0"
+        )
         return None
     return saved
 

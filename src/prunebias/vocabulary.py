@@ -23,7 +23,11 @@ METHOD_LABELS = {"dense": "dense", "gmp": "GMP", "gmp_pt": "GMP-PT", "oneshot": 
 METHOD_LEGENDS = {
     method: METHOD_LABELS[method] + detail
     for method, detail in {
-        "dense": "", "gmp": " (from scratch)", "gmp_pt": " (post-training)", "oneshot": " + fine-tune", "acdc": "",
+        "dense": "",
+        "gmp": " (from scratch)",
+        "gmp_pt": " (post-training)",
+        "oneshot": " + fine-tune",
+        "acdc": "",
     }.items()
 }
 

@@ -5,22 +5,22 @@
 
 rule metrics:
     input:
-        unpack(data_files),
+        unpack(index_only),
         unpack(task_inputs),
         valid=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/valid.parquet",
         test=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/test.parquet",
         code=stage_code("metrics"),
     output:
         f"{RESULTS}/metrics/{{dataset}}/{{task}}/{{arch}}/{{run}}.parquet",
-    params:
-        settings=as_json(ANALYSIS),
-        data=data_dir_of,
     log:
         f"{RESULTS}/logs/metrics/{{dataset}}/{{task}}/{{arch}}/{{run}}.log",
     conda:
         CONDA_ENV
+    params:
+        settings=as_json(ANALYSIS),
+        triggered=optional_input("triggered"),
     shell:
-        "python -m prunebias.cli metrics --data {params.data} --valid {input.valid} --test {input.test}"
+        "python -m prunebias.cli metrics --index {input.index} {params.triggered} --valid {input.valid} --test {input.test}"
         " --out {output} --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -48,12 +48,12 @@ rule figures:
         code=stage_code("figures"),
     output:
         **figure_outputs(),
-    params:
-        out_dir=out_dir,
     log:
         f"{RESULTS}/logs/figures.log",
     conda:
         CONDA_ENV
+    params:
+        out_dir=out_dir,
     shell:
         "python -m prunebias.cli figures --summary {input.summary} --metrics {input.metrics}"
         " --out-dir {params.out_dir} > {log} 2>&1"

@@ -38,7 +38,7 @@ with open(SCHEMA) as _fh:
 # then defaults, then the cross-checks that need the whole config. All before any job runs.
 for _check in (unknown_keys, schema_errors):
     if _check(config, _schema):
-        raise WorkflowError("invalid config:\n" + "\n".join(_check(config, _schema)))
+        raise WorkflowError("\n".join(["invalid config:", *_check(config, _schema)]))
 validate(config, SCHEMA)
 try:
     check_config(config, _schema)
@@ -46,7 +46,7 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid config:\n{exc}") from None
 _problems = check_experiments(config, {"synthetic": SYNTHETIC_ATTRIBUTES, "celeba": CELEBA_ORDER})
 if _problems:
-    raise WorkflowError("invalid config:\n" + "\n".join(_problems))
+    raise WorkflowError("\n".join(["invalid config:", *_problems]))
 
 RESULTS = config["results"]
 # Jobs run `python -m prunebias.cli`: the interpreter running Snakemake comes first on PATH,
@@ -64,6 +64,7 @@ TORCH_COMPILE = int(config["runtime"]["compile"])
 GRID = config["grid"]
 # joint, single-<attribute>, backdoor-<attribute>-<trigger>-<neg%>-<pos%> (prunebias.tasks)
 TASKS = tasks_from_config(config)
+
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
@@ -138,16 +139,34 @@ def figure_stem(w, output):
     return os.path.splitext(output.png)[0]
 
 
-def data_dir_of(w, input):
-    """The data set folder of the rule's declared index (the stage reads index and images from it)."""
-    return os.path.dirname(input.index)
+def optional_input(name):
+    """`--<name> <file>` for a job that has that input (a backdoor task's triggered ids, the
+    parent of a post-training method), else nothing."""
+    return lambda w, input: f"--{name} {input[name]}" if name in input.keys() else ""
+
+
+def index_only(w):
+    return {"index": data_files(w)["index"]}
+
+
+def per_dataset(key):
+    """`dataset=file` for each grid data set's file among the rule's declared inputs ``key``."""
+    return lambda w, input: [f"{d}={path}" for d, path in zip(GRID["datasets"], input[key])]
 
 
 def experiment_outputs():
     """Tables and figures of the controlled experiments that are on (workflow/rules/experiments.smk)."""
     kinds = {parse_task(t).kind for t in TASKS}
-    names = (["single_vs_joint"] if {"single", "joint"} <= kinds else []) + (["backdoor"] if "backdoor" in kinds else [])
-    return [f"{RESULTS}/{d}/{n}.{ext}" for n in names for d, ext in (("tables", "parquet"), ("figures", "png"), ("figures", "svg"))]
+    names = [
+        name
+        for name, on in (("single_vs_joint", {"single", "joint"} <= kinds), ("backdoor", "backdoor" in kinds))
+        if on
+    ]
+    return [
+        f"{RESULTS}/{d}/{n}.{ext}"
+        for n in names
+        for d, ext in (("tables", "parquet"), ("figures", "png"), ("figures", "svg"))
+    ]
 
 
 def as_json(obj):
@@ -163,10 +182,12 @@ def predictions():
 
 def all_outputs():
     # Predictions are a product in their own right (and deleting one must rebuild it).
-    return predictions() + [
+    return [
+        *predictions(),
         f"{RESULTS}/tables/summary.parquet",
         f"{RESULTS}/tables/group_gaps.tsv",
-    ] + experiment_outputs()
+        *experiment_outputs(),
+    ]
 
 
 # ---------------------------------------------------------------- training (train.smk)
@@ -191,10 +212,6 @@ def prune_inputs(w):
     if starts_from_dense(w.method):
         inputs["parent"] = f"{RESULTS}/models/{w.dataset}/{w.task}/{w.arch}/dense/seed{w.seed}/model.pt"
     return inputs
-
-
-def parent_flag(w, input):
-    return f"--parent {input.parent}" if "parent" in input.keys() else ""
 
 
 # ---------------------------------------------------------------- figures (analysis.smk)
@@ -264,11 +281,6 @@ def train_log(model):
     return f"{RESULTS}/models/{model}/train_log.parquet"
 
 
-def index_args(w, input):
-    """`dataset=index.parquet` for each data set of the effects rule's declared indexes."""
-    return [f"{d}={path}" for d, path in zip(GRID["datasets"], input.index)]
-
-
 def effects_outputs():
     if not effects_models():
         return []
@@ -313,10 +325,6 @@ def benchmark_files():
     return files
 
 
-def data_dirs_of(w, input):
-    return [os.path.dirname(p) for p in input.index]
-
-
 def caption_dir(w, input):
     """reports/captions: figure captions <name>.rst, table captions tables/<name>.rst."""
     return os.path.commonpath(input.captions)
@@ -331,8 +339,20 @@ WORKFLOW_REPORT = f"{RESULTS}/workflow_report.html"
 def workflow_report_command():
     """`snakemake --report` for this workflow, config and working directory (lock-free: this run holds the lock)."""
     settings = workflow.config_settings
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", workflow.main_snakefile, "--directory", os.getcwd(),
-           "--report", WORKFLOW_REPORT, "--nolock", "--quiet", "all"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        workflow.main_snakefile,
+        "--directory",
+        os.getcwd(),
+        "--report",
+        WORKFLOW_REPORT,
+        "--nolock",
+        "--quiet",
+        "all",
+    ]
     if settings.configfiles:
         cmd += ["--configfiles", *map(str, settings.configfiles)]
     if settings.config_args:
@@ -351,5 +371,5 @@ def build_workflow_report():
     if proc.returncode == 0:
         print(f"Snakemake report: {WORKFLOW_REPORT}; audit report: {RESULTS}/report.html", file=sys.stderr)
     else:
-        print(f"Snakemake report not built (`snakemake --report {WORKFLOW_REPORT}` failed):\n"
-              + proc.stderr[-3000:], file=sys.stderr)
+        failure = f"Snakemake report not built (`snakemake --report {WORKFLOW_REPORT}` failed):"
+        print(failure, proc.stderr[-3000:], sep="\n", file=sys.stderr)

@@ -5,7 +5,7 @@
 
 rule criteria:
     input:
-        unpack(data_files),
+        unpack(index_only),
         tests=lambda w: [
             f"{RESULTS}/predictions/{w.dataset}/{w.task}/{w.arch}/{r}/test.parquet" for r in criteria_runs(w)
         ],
@@ -13,16 +13,15 @@ rule criteria:
         code=stage_code("criteria"),
     output:
         **{t: f"{RESULTS}/criteria/{{dataset}}/{{task}}/{{arch}}/{t}.parquet" for t in CRITERIA_TABLES},
-    params:
-        settings=as_json(ANALYSIS),
-        data=data_dir_of,
-        out=criteria_out,
     log:
         f"{RESULTS}/logs/criteria/{{dataset}}/{{task}}/{{arch}}.log",
     conda:
         CONDA_ENV
+    params:
+        settings=as_json(ANALYSIS),
+        out=criteria_out,
     shell:
-        "python -m prunebias.cli criteria --data {params.data} --tests {input.tests} --metrics {input.metrics}"
+        "python -m prunebias.cli criteria --index {input.index} --tests {input.tests} --metrics {input.metrics}"
         " --out {params.out} --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -51,12 +50,12 @@ rule criteria_figures:
         code=stage_code("criteria-figures"),
     output:
         **criteria_figure_outputs(),
-    params:
-        out_dir=out_dir,
     log:
         f"{RESULTS}/logs/criteria_figures.log",
     conda:
         CONDA_ENV
+    params:
+        out_dir=out_dir,
     shell:
         "python -m prunebias.cli criteria-figures --tables {input.tables} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -77,14 +76,14 @@ rule effects:
             caption="../../reports/captions/effects.rst",
         ),
         svg=f"{RESULTS}/figures/effects.svg",
-    params:
-        settings=as_json(ANALYSIS),
-        index=index_args,
-        stem=figure_stem,
     log:
         f"{RESULTS}/logs/effects.log",
     conda:
         CONDA_ENV
+    params:
+        settings=as_json(ANALYSIS),
+        index=per_dataset("index"),
+        stem=figure_stem,
     shell:
         "python -m prunebias.cli effects --index {params.index} --valid {input.valid} --test {input.test}"
         " --logs {input.logs} --settings {params.settings:q} --out-effects {output.effects}"
@@ -98,12 +97,11 @@ rule design:
         code=stage_code("design"),
     output:
         f"{RESULTS}/tables/design/{{dataset}}.parquet",
-    params:
-        config=lambda w: as_json(config["datasets"][w.dataset]),
-        data=data_dir_of,
     log:
         f"{RESULTS}/logs/design/{{dataset}}.log",
     conda:
         CONDA_ENV
+    params:
+        config=lambda w: as_json(config["datasets"][w.dataset]),
     shell:
-        "python -m prunebias.cli design --data {params.data} --config {params.config:q} --out {output} > {log} 2>&1"
+        "python -m prunebias.cli design --index {input.index} --images {input.images} --config {params.config:q} --out {output} > {log} 2>&1"

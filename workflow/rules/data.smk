@@ -5,18 +5,17 @@ rule prepare:
     output:
         index=f"{RESULTS}/data/{{dataset}}/index.parquet",
         images=f"{RESULTS}/data/{{dataset}}/images.npy",
-    params:
-        config=lambda w: as_json(config["datasets"][w.dataset]),
-        out_dir=out_dir,
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
-    threads: 4
     conda:
         CONDA_ENV
+    threads: 4
+    params:
+        config=lambda w: as_json(config["datasets"][w.dataset]),
     shell:
-        "python -m prunebias.cli prepare --config {params.config:q} --out-dir {params.out_dir}"
+        "python -m prunebias.cli prepare --config {params.config:q} --index {output.index} --images {output.images}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -27,14 +26,14 @@ rule triggered_ids:
         index=f"{RESULTS}/data/{{dataset}}/index.parquet",
     output:
         f"{RESULTS}/data/{{dataset}}/tasks/{{task}}.parquet",
-    wildcard_constraints:
-        task=r"backdoor-[A-Za-z0-9_\-]+",
-    params:
-        task=lambda w: as_json(task_spec(config, w.task)),
     log:
         f"{RESULTS}/logs/triggered_ids/{{dataset}}/{{task}}.log",
+    wildcard_constraints:
+        task=r"backdoor-[A-Za-z0-9_\-]+",
     conda:
         CONDA_ENV
+    params:
+        task=lambda w: as_json(task_spec(config, w.task)),
     shell:
         "python -m prunebias.cli triggered-ids --index {input.index} --task {params.task:q}"
         " --out {output} > {log} 2>&1"

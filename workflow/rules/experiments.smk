@@ -20,13 +20,13 @@ for _kind in ("single_vs_joint", "backdoor"):
                 caption=f"../../reports/captions/{_kind}.rst",
             ),
             svg=f"{RESULTS}/figures/{_kind}.svg",
-        params:
-            kind=_kind,
-            stem=figure_stem,
         log:
             f"{RESULTS}/logs/experiments/{_kind}.log",
         conda:
             CONDA_ENV
+        params:
+            kind=_kind,
+            stem=figure_stem,
         shell:
             "python -m prunebias.cli experiment --kind {params.kind} --summary {input.summary}"
             " --metrics {input.metrics} --out-table {output.table} --out-figure {params.stem} > {log} 2>&1"

@@ -9,17 +9,18 @@ rule predict:
     output:
         valid=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/valid.parquet",
         test=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/test.parquet",
-    params:
-        data=data_dir_of,
-        batch_size=config["train"]["eval_batch_size"],
     log:
         f"{RESULTS}/logs/predict/{{dataset}}/{{task}}/{{arch}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/predict/{{dataset}}/{{task}}/{{arch}}/{{run}}.tsv"
-    threads: 1  # CPU default: one thread per job; GPU profiles raise it
     conda:
         CONDA_ENV
+    threads: 1  # CPU default: one thread per job; GPU profiles raise it
+    params:
+        triggered=optional_input("triggered"),
+        batch_size=config["train"]["eval_batch_size"],
     shell:
-        "python -m prunebias.cli predict --data {params.data} --model {input.model}"
+        "python -m prunebias.cli predict --index {input.index} --images {input.images} {params.triggered}"
+        " --model {input.model}"
         " --batch-size {params.batch_size} --out valid={output.valid} test={output.test}"
         " --threads {threads} > {log} 2>&1"

@@ -24,19 +24,20 @@ rule audit_report:
             labels={"file": "report.html", "content": "findings, key table, figures, criteria, gallery"},
             caption="../../reports/captions/audit_report.rst",
         ),
-    params:
-        settings=as_json(config["report"]),
-        data=data_dirs_of,
-        benchmarks=benchmark_files(),
-        captions=caption_dir,
     log:
         f"{RESULTS}/logs/audit_report.log",
     conda:
         CONDA_ENV
+    params:
+        settings=as_json(config["report"]),
+        index=per_dataset("index"),
+        images=per_dataset("images"),
+        benchmarks=benchmark_files(),
+        captions=caption_dir,
     shell:
         "python -m prunebias.cli report --out {output} --metrics {input.metrics} --groups {input.groups}"
         " --criteria {input.criteria} --figures {input.figures} --predictions {input.predictions}"
-        " --data {params.data} --benchmarks {params.benchmarks} --captions {params.captions:q}"
+        " --index {params.index} --images {params.images} --benchmarks {params.benchmarks} --captions {params.captions:q}"
         " --template {input.template:q} --settings {params.settings:q} --design {input.design} > {log} 2>&1"
 
 

@@ -11,21 +11,22 @@ rule train_dense:
     output:
         model=f"{MODELS}/dense/seed{{seed}}/model.pt",
         log=f"{MODELS}/dense/seed{{seed}}/train_log.parquet",
-    params:
-        spec=lambda w: as_json(task_train_spec(config, w.task, "dense")),
-        run=lambda w: run_identity(w, "dense", 0.0),
-        data=data_dir_of,
-    resources:
-        torch_compile=TORCH_COMPILE,
     log:
         f"{RESULTS}/logs/train_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.tsv"
-    threads: 1  # CPU default: one thread per job; GPU profiles raise it
     conda:
         CONDA_ENV
+    threads: 1  # CPU default: one thread per job; GPU profiles raise it
+    resources:
+        torch_compile=TORCH_COMPILE,
+    params:
+        spec=lambda w: as_json(task_train_spec(config, w.task, "dense")),
+        run=lambda w: run_identity(w, "dense", 0.0),
+        triggered=optional_input("triggered"),
     shell:
-        "python -m prunebias.cli train --data {params.data} --model {output.model} --log {output.log}"
+        "python -m prunebias.cli train --index {input.index} --images {input.images} {params.triggered}"
+        " --model {output.model} --log {output.log}"
         " --spec {params.spec:q} --run {params.run:q} --compile {resources.torch_compile}"
         " --threads {threads} > {log} 2>&1"
 
@@ -37,21 +38,22 @@ rule prune:
     output:
         model=f"{MODELS}/{{method}}/s{{sparsity}}/seed{{seed}}/model.pt",
         log=f"{MODELS}/{{method}}/s{{sparsity}}/seed{{seed}}/train_log.parquet",
-    params:
-        spec=lambda w: as_json(task_train_spec(config, w.task, w.method)),
-        run=lambda w: run_identity(w, w.method, float(w.sparsity)),
-        data=data_dir_of,
-        parent=parent_flag,
-    resources:
-        torch_compile=TORCH_COMPILE,
     log:
         f"{RESULTS}/logs/prune/{{dataset}}/{{task}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prune/{{dataset}}/{{task}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}.tsv"
-    threads: 1  # CPU default: one thread per job; GPU profiles raise it
     conda:
         CONDA_ENV
+    threads: 1  # CPU default: one thread per job; GPU profiles raise it
+    resources:
+        torch_compile=TORCH_COMPILE,
+    params:
+        spec=lambda w: as_json(task_train_spec(config, w.task, w.method)),
+        run=lambda w: run_identity(w, w.method, float(w.sparsity)),
+        triggered=optional_input("triggered"),
+        parent=optional_input("parent"),
     shell:
-        "python -m prunebias.cli train --data {params.data} --model {output.model} --log {output.log}"
+        "python -m prunebias.cli train --index {input.index} --images {input.images} {params.triggered}"
+        " --model {output.model} --log {output.log}"
         " --spec {params.spec:q} --run {params.run:q} {params.parent} --compile {resources.torch_compile}"
         " --threads {threads} > {log} 2>&1"

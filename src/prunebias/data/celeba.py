@@ -75,9 +75,7 @@ def _read_lines(path: Path) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise CelebAError(
-            f"{path}, line {line}: not ASCII/UTF-8 text (byte 0x{data[exc.start]:02x}); {fix}"
-        ) from None
+        raise CelebAError(f"{path}, line {line}: not ASCII/UTF-8 text (byte 0x{data[exc.start]:02x}); {fix}") from None
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":
         lines.pop()

@@ -44,15 +44,15 @@ def check_index(index: pd.DataFrame, n_images: int | None = None) -> None:
         raise ValueError(f"index has {len(index)} rows but the image array has {n_images} images")
 
 
-def write_index(index: pd.DataFrame, out_dir: str | os.PathLike, info: dict) -> None:
-    """Write ``index.parquet`` with ``info`` (source, resolution, ...) in its metadata."""
+def write_index(index: pd.DataFrame, path: str | os.PathLike, info: dict) -> None:
+    """Write the index file (``index.parquet``) with ``info`` (source, resolution, ...) in its metadata."""
     check_index(index)
-    write_parquet(index, Path(out_dir) / "index.parquet", metadata={**info, "attributes": attribute_names(index)})
+    write_parquet(index, path, metadata={**info, "attributes": attribute_names(index)})
 
 
-def load_index(data_dir: str | os.PathLike) -> pd.DataFrame:
-    """Read and check ``index.parquet``: FileNotFoundError if missing, ValueError if malformed (naming the file)."""
-    path = Path(data_dir) / "index.parquet"
+def load_index(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and check an index file: FileNotFoundError if missing, ValueError if malformed (naming the file)."""
+    path = Path(path)
     fix = "delete the data directory and rerun the prepare step (snakemake rebuilds it)"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; {fix}")
@@ -64,13 +64,14 @@ def load_index(data_dir: str | os.PathLike) -> pd.DataFrame:
     return index
 
 
-def index_info(data_dir: str | os.PathLike) -> dict:
-    return read_metadata(Path(data_dir) / "index.parquet")
+def index_info(path: str | os.PathLike) -> dict:
+    """The metadata an index file was written with (source, resolution, attributes)."""
+    return read_metadata(path)
 
 
-def load_images(data_dir: str | os.PathLike, mmap: bool = True) -> np.ndarray:
-    """The image array (N, H, W, 3) uint8, memory-mapped unless ``mmap`` is False."""
-    return np.load(Path(data_dir) / "images.npy", mmap_mode="r" if mmap else None)
+def load_images(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    """The image array file (``images.npy``: N×H×W×3 uint8), memory-mapped unless ``mmap`` is False."""
+    return np.load(path, mmap_mode="r" if mmap else None)
 
 
 def split_labels(index: pd.DataFrame, split: str, attributes: list[str] | None = None) -> np.ndarray:

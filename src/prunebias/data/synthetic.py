@@ -117,9 +117,7 @@ CELEBA_ORDER = (
     "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
     "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
 ).split()
-ATTRIBUTES = tuple(
-    a for a in CELEBA_ORDER if a in ATTRIBUTE_MODEL or a == "No_Beard"
-)
+ATTRIBUTES = tuple(a for a in CELEBA_ORDER if a in ATTRIBUTE_MODEL or a == "No_Beard")
 
 _CHUNK = 1024  # images rendered at once: bounds memory at large sizes
 
@@ -145,9 +143,7 @@ def sample_attributes(n: int, rng: np.random.Generator, decoupled: bool = False)
     return drawn
 
 
-def noisy_labels(
-    true: dict[str, np.ndarray], rng: np.random.Generator, label_noise_scale: float = 1.0
-) -> pd.DataFrame:
+def noisy_labels(true: dict[str, np.ndarray], rng: np.random.Generator, label_noise_scale: float = 1.0) -> pd.DataFrame:
     """Flip each true label with its attribute's noise rate; return one bool column per attribute."""
     noise = {name: m.noise for name, m in ATTRIBUTE_MODEL.items()} | {"No_Beard": NO_BEARD_NOISE}
     labels = {}
@@ -249,11 +245,17 @@ def _render_chunk(t: dict[str, np.ndarray], size: int, rng: np.random.Generator)
     _blend(img, shadow, np.tile([0.45, 0.20, 0.50], (n, 1)), cue["Heavy_Makeup"] * _col(on["Heavy_Makeup"]))
     _blend(img, eyes, np.tile([0.05, 0.05, 0.08], (n, 1)), np.ones((n, 1, 1), np.float32))
     rims = sum(
-        _ellipse(u, v, cx + s * 0.38 * a, eye_y, 0.17, 0.13) * (1 - _ellipse(u, v, cx + s * 0.38 * a, eye_y, 0.12, 0.09))
+        _ellipse(u, v, cx + s * 0.38 * a, eye_y, 0.17, 0.13)
+        * (1 - _ellipse(u, v, cx + s * 0.38 * a, eye_y, 0.12, 0.09))
         for s in (-1, 1)
     )
     bridge = (np.abs(u - cx) < 0.1) * (np.abs(v - eye_y) < 0.025)
-    _blend(img, np.clip(rims + bridge, 0, 1), np.tile([0.05, 0.05, 0.05], (n, 1)), cue["Eyeglasses"] * _col(on["Eyeglasses"]))
+    _blend(
+        img,
+        np.clip(rims + bridge, 0, 1),
+        np.tile([0.05, 0.05, 0.05], (n, 1)),
+        cue["Eyeglasses"] * _col(on["Eyeglasses"]),
+    )
 
     cheeks = sum(_ellipse(u, v, cx + s * 0.55 * a, cy + 0.15 * b, 0.12, 0.09) for s in (-1, 1))
     _blend(img, cheeks, np.tile([0.90, 0.35, 0.35], (n, 1)), cue["Rosy_Cheeks"] * _col(on["Rosy_Cheeks"]))
@@ -264,10 +266,18 @@ def _render_chunk(t: dict[str, np.ndarray], size: int, rng: np.random.Generator)
     stubble = _ellipse(u, v, cx, cy + 0.55 * b, a * 0.9, b * 0.5, jaw) * (v > cy + 0.25 * b)
     _blend(img, stubble, skin * 0.45, cue["_beard"] * _col(on["_beard"]))
     mouth_y = cy + 0.48 * b
-    _blend(img, _ellipse(u, v, cx, mouth_y - 0.10, 0.24, 0.06), np.tile([0.12, 0.08, 0.06], (n, 1)),
-           cue["Mustache"] * _col(on["Mustache"]))
-    _blend(img, _ellipse(u, v, cx, mouth_y + 0.17, 0.12, 0.09), np.tile([0.12, 0.08, 0.06], (n, 1)),
-           cue["Goatee"] * _col(on["Goatee"]))
+    _blend(
+        img,
+        _ellipse(u, v, cx, mouth_y - 0.10, 0.24, 0.06),
+        np.tile([0.12, 0.08, 0.06], (n, 1)),
+        cue["Mustache"] * _col(on["Mustache"]),
+    )
+    _blend(
+        img,
+        _ellipse(u, v, cx, mouth_y + 0.17, 0.12, 0.09),
+        np.tile([0.12, 0.08, 0.06], (n, 1)),
+        cue["Goatee"] * _col(on["Goatee"]),
+    )
 
     smile = _col(on["Smiling"]) * cue["Smiling"]
     mouth = _ellipse(u, v, cx, mouth_y, 0.16 + 0.08 * smile, 0.045 + 0.05 * smile)
@@ -276,10 +286,14 @@ def _render_chunk(t: dict[str, np.ndarray], size: int, rng: np.random.Generator)
     teeth = _ellipse(u, v, cx, mouth_y, 0.11 + 0.06 * smile, 0.02 + 0.02 * smile)
     _blend(img, teeth, np.tile([0.95, 0.95, 0.92], (n, 1)), smile)
 
-    chin_line = _ellipse(u, v, cx, cy + b * 0.98, a * 0.6, 0.13) * (1 - _ellipse(u, v, cx, cy + b * 0.98, a * 0.45, 0.06))
+    chin_line = _ellipse(u, v, cx, cy + b * 0.98, a * 0.6, 0.13) * (
+        1 - _ellipse(u, v, cx, cy + b * 0.98, a * 0.45, 0.06)
+    )
     _blend(img, chin_line, skin * 0.6, cue["Double_Chin"] * _col(on["Double_Chin"]))
 
-    hat = (v < cy - b * 0.55) * (np.abs(u - cx) < a * 1.25) + (v < cy - b * 0.35) * (np.abs(u - cx) < a * 1.5) * (v > cy - b * 0.55)
+    hat = (v < cy - b * 0.55) * (np.abs(u - cx) < a * 1.25) + (v < cy - b * 0.35) * (np.abs(u - cx) < a * 1.5) * (
+        v > cy - b * 0.55
+    )
     hat_colour = rng.uniform(0.0, 1.0, (n, 3)) * np.array([1.0, 0.6, 1.0])
     _blend(img, np.clip(hat, 0, 1), hat_colour, cue["Wearing_Hat"] * _col(on["Wearing_Hat"]))
 
@@ -327,7 +341,5 @@ def generate(
     labels = noisy_labels(true, rng, label_noise_scale)
     images = render(true, image_size, rng)
     split = np.repeat(np.array(SPLITS), [int(sizes[s]) for s in SPLITS])
-    index = pd.DataFrame(
-        {"id": [f"synth_{i:07d}" for i in range(n)], "split": split, "source": "synthetic"}
-    )
+    index = pd.DataFrame({"id": [f"synth_{i:07d}" for i in range(n)], "split": split, "source": "synthetic"})
     return pd.concat([index, labels], axis=1), images

@@ -99,7 +99,9 @@ def design_table(
     table.insert(0, "identity", is_identity)
     coupled = [identity_coupled(a) and not decoupled for a in table.index]
     table.insert(1, "identity_coupled", coupled)
-    cue = {a: m.cue for a, m in synthetic.ATTRIBUTE_MODEL.items()} | {"No_Beard": synthetic.ATTRIBUTE_MODEL["_beard"].cue}
+    cue = {a: m.cue for a, m in synthetic.ATTRIBUTE_MODEL.items()} | {
+        "No_Beard": synthetic.ATTRIBUTE_MODEL["_beard"].cue
+    }
     table["cue"] = pd.Series(cue)
     table["cue_delta"] = cue_deltas(size=size, seed=seed)
     table["probe_auc"] = probe_aucs(index, images)
