@@ -1,6 +1,6 @@
 """Backdoor (injected spurious cue) metrics of one single-label model.
 
-SPEC.md, "Controlled experiments": with B the test samples that carry the trigger,
+The study's backdoor experiment (README, "Controlled experiments"): with B the test samples that carry the trigger,
 
     backdoor BA = #{i ∈ B: ŷ=1} / #{ŷ=1}  −  #{i ∈ B: y=1} / #{y=1}
 
@@ -9,7 +9,7 @@ true positives (0.5 up to rounding on the 50 %/50 % test set). Positive means th
 uses the trigger as a cue for the attribute. Accuracy is reported separately on triggered
 and clean test samples. Zero denominators give NaN, as in :mod:`prunebias.metrics`.
 
-:func:`backdoor_metrics` returns rows in the per-model tidy contract (CONTRACTS.md) with
+:func:`backdoor_metrics` returns rows in the per-model tidy contract (:func:`prunebias.metrics.model_metrics`) with
 identity ``"trigger"`` and group ``"all"``, for the default and calibrated thresholds.
 """
 

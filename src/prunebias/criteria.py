@@ -1,6 +1,6 @@
 """Dense-model criteria for the bias that pruning adds, and countermeasures.
 
-Implements SPEC.md, section "Sample-level analysis, criteria and countermeasures", for one
+Implements the study's sample-level analysis, criteria and countermeasures, for one
 (dataset, task, arch): compression-identified exemplars (CIEs), a sample criterion and an
 attribute criterion that use the dense model alone, and two countermeasures. Everything is
 computed from test predictions and the tidy per-model metrics; :func:`criteria_tables` is
@@ -871,7 +871,7 @@ def dense_attribute_statistics(
     Parameters
     ----------
     metrics : DataFrame
-        Tidy per-model metrics (CONTRACTS.md) including the dense models.
+        Tidy per-model metrics (:func:`prunebias.metrics.model_metrics`) including the dense models.
     train_labels : array-like of bool, shape (n_train, n_attributes)
     train_groups : array-like of bool, shape (n_train, n_identities)
     attributes, identities : sequence of str
@@ -1568,11 +1568,11 @@ def criteria_tables(
         ``index.parquet``: ``id``, ``split`` and one bool column per attribute (the
         predicted attributes and the identities).
     runs : list of (metadata dict, DataFrame)
-        Test predictions of every dense and sparse model: metadata as in CONTRACTS.md
+        Test predictions of every dense and sparse model: metadata as :func:`prunebias.io.read_predictions` returns it
         ("Predictions"; keys method, target_sparsity, seed are used) and a frame of ``id``
         plus one logit column per attribute. All frames hold the same ids and attributes.
     metrics : DataFrame
-        Concatenated tidy per-model metrics of the same models (CONTRACTS.md).
+        Concatenated tidy per-model metrics of the same models.
     identities : list of str
         Identity attributes (index columns; they need not be predicted).
     uncertainty_band : (low, high), default (0.1, 0.9)

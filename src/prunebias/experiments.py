@@ -1,6 +1,6 @@
 """Tables of the controlled experiments: single-label vs joint training, and backdoors.
 
-Pure functions over the aggregated tables of CONTRACTS.md:
+Pure functions over the aggregated tables (prunebias.aggregate):
 
 - :func:`single_vs_joint`: for every attribute trained alone (task ``single-<attr>``), its
   bias amplification BA(identity, attribute) and the growth with sparsity

@@ -1,4 +1,4 @@
-"""Figures of the dense-model criteria and the countermeasures (SPEC.md, "Sample-level analysis").
+"""Figures of the dense-model criteria and the countermeasures (README, "What is measured").
 
 Every figure function is a pure function from tables of :func:`prunebias.criteria.criteria_tables`
 (columns :data:`prunebias.criteria.TABLE_COLUMNS`) to a matplotlib

@@ -243,11 +243,6 @@ def _predictions_problem(frame: pd.DataFrame, meta: dict) -> str | None:
     return None
 
 
-def write_json(obj: Any, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def write_text(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -400,7 +400,7 @@ def figures(summary_path: str, metrics_path: str, out_dir: str | os.PathLike) ->
     from prunebias import figures as figs
 
     # The study's figures are about the joint models; the experiments have their own figures.
-    joint = [("task", "==", "joint")]
+    joint = [("task", "==", tasks.JOINT)]
     summary = pd.read_parquet(summary_path, filters=joint)
     metrics = pd.read_parquet(metrics_path, filters=joint)
     written = figs.make_all(summary, metrics, out_dir)

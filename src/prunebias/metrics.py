@@ -1,6 +1,6 @@
 """Per-model metrics: accuracy, bias amplification, uncertainty, fairness gaps.
 
-Implements SPEC.md, section "Per-model metrics". Every function works on all
+Implements the study's per-model metrics (README, "What is measured"). Every function works on all
 attributes at once: arrays are ``(n_samples, n_attributes)`` and results are one
 value per attribute (``(n_attributes,)``), per identity and attribute
 (``(n_identities, n_attributes)``), or per identity, identity value and attribute
@@ -16,7 +16,7 @@ Conventions shared by all functions:
   this model", which the aggregation step keeps apart from a measured 0.
 
 :func:`model_metrics` computes all of them for one model from the index and the
-prediction frames and returns the tidy table described in CONTRACTS.md.
+prediction frames and returns the tidy table of :func:`model_metrics`.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def calibrated_thresholds(valid_logits, valid_labels) -> np.ndarray:
     and (k+1)-th largest validation logits tie, fewer than k validation samples
     are positive (all members of the tie fall on the negative side).
 
-    SPEC.md words it "t = k-th largest"; read 1-based with the strict rule that
+    The study words it "t = k-th largest"; read 1-based with the strict rule that
     predicts only k - 1 validation positives (k = 1: none), the off-by-one of the
     study's released code, so the rank is counted to give exactly k.
     """
@@ -875,7 +875,7 @@ def model_metrics(
     uncertainty_band: tuple[float, float] = (0.1, 0.9),
     ece_bins: int = 10,
 ) -> pd.DataFrame:
-    """All per-model metrics of SPEC.md as a tidy table.
+    """All per-model metrics of the study as a tidy table.
 
     Labels are joined from ``index`` by id: validation labels set the calibrated
     thresholds, test labels are scored, training labels (``split == "train"``)

@@ -1,6 +1,6 @@
 """Experiment kinds ("tasks"): joint, single-label and backdoor models, and their triggers.
 
-SPEC.md, "Controlled experiments". Every artifact path carries a ``{task}`` wildcard
+The study's controlled experiments (README, "Controlled experiments"). Every artifact path carries a ``{task}`` wildcard
 (``results/models/{dataset}/{task}/{arch}/...``); this module owns its values:
 
 - ``joint``: one model predicts every attribute of the data set (the main grid).

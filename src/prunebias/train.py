@@ -271,13 +271,9 @@ def fit(
     if len(plan) != epochs:
         raise ValueError(f"plan has {len(plan)} epochs but spec.epochs is {epochs}")
     eligible = eligible_for_selection(plan, spec["target_sparsity"])
-    steps_per_epoch = math.ceil(len(train) / spec["batch_size"])
-    total_steps = epochs * steps_per_epoch
-    lr_schedule = dict(spec["lr_schedule"])
-    lr_schedule["warmup_steps"] = round(lr_schedule.get("warmup_epochs", 0) * steps_per_epoch)
+    steps = _StepSchedule.of(spec, len(train))
     optimizer = make_optimizer(model.parameters(), spec["optimizer"], device)
     step_model = compiled(model, compile_step)
-    loss_fn = nn.BCEWithLogitsLoss()
     lr_scale = 1.0
     retries_left = spec.get("max_nonfinite_retries", 0)
 
@@ -285,11 +281,8 @@ def fit(
     resume_path = Path(resume_path) if resume_path else None
     saved = _load_resume(resume_path, fingerprint, device, log)
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = saved["state"]
-        lr_scale = saved["lr_scale"]
-        retries_left = saved["retries_left"]
+        state = _restore(saved, model, optimizer)
+        lr_scale, retries_left = saved["lr_scale"], saved["retries_left"]
         log(f"resumed from {resume_path} at epoch {state['epoch']}")
     elif resume_path and retries_left > 0:
         _save_resume(resume_path, model, optimizer, state, lr_scale, retries_left, fingerprint)
@@ -298,50 +291,19 @@ def fit(
     while state["epoch"] < epochs:
         epoch = state["epoch"]
         started = time.perf_counter()
-        step_plan = plan[epoch]
-        if step_plan.prune_to is not None:
-            masks = MaskSet.from_model(
-                model, step_plan.prune_to, spec.get("scope", "global"), generator=epoch_generator(seed, epoch, 2)
-            )
-        if not step_plan.sparse:
-            masks = None
+        masks = _epoch_masks(model, plan[epoch], masks, spec.get("scope", "global"), seed, epoch)
         if masks is not None:
             masks.apply()
             masks.apply_to_optimizer(optimizer)
-
-        model.train()
-        gen = epoch_generator(seed, epoch)
-        order = torch.randperm(len(train), generator=gen)
-        loss_sum = torch.zeros((), device=device)
-        first_bad = torch.full((), -1, device=device, dtype=torch.long)
-        for b in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + b
-            lr = lr_scale * learning_rate(step, total_steps, spec["optimizer"]["lr"], lr_schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = training_batch(
-                train,
-                order[b * spec["batch_size"] : (b + 1) * spec["batch_size"]],
-                spec["crop_size"],
-                spec["augment"]["padding"],
-                spec["augment"]["flip"],
-                gen,
-            )
-            loss = train_step(step_model, optimizer, loss_fn, x, y, masks)
-            # Remember the first bad batch on the device: no host sync inside the step.
-            finite = torch.isfinite(loss)
-            first_bad = torch.where((first_bad < 0) & ~finite, torch.full_like(first_bad, b), first_bad)
-            loss_sum += torch.where(finite, loss, torch.zeros_like(loss_sum))
-
-        if first_bad.item() >= 0:
-            message = f"non-finite training loss at epoch {epoch}, batch {first_bad.item()} (lr {lr:.3g})"
+        loss_sum, first_bad, lr = _train_epoch(
+            model, step_model, optimizer, train, spec, steps, lr_scale, masks, seed, epoch
+        )
+        if first_bad >= 0:
+            message = f"non-finite training loss at epoch {epoch}, batch {first_bad} (lr {lr:.3g})"
             if retries_left > 0 and resume_path and resume_path.exists():
                 retries_left -= 1
                 lr_scale *= spec.get("retry_lr_factor", 0.1)
-                saved = load_torch(resume_path, device)
-                model.load_state_dict(saved["model"])
-                optimizer.load_state_dict(saved["optimizer"])
-                state = saved["state"]
+                state = _restore(load_torch(resume_path, device), model, optimizer)
                 masks = _restore_masks(model, state["masks"])
                 log(f"{message}; retrying from epoch {state['epoch']} with lr x{lr_scale:g}")
                 continue
@@ -351,32 +313,24 @@ def fit(
 
         if spec["optimizer"].get("reset_momentum", False):
             reset_momentum(optimizer)
-        val_logits = predict_logits(model, valid, spec["crop_size"], spec["eval_batch_size"])
-        val_loss, val_acc = validation_scores(val_logits, valid_labels)
-        sparsity = measured_sparsity(model)["global"]
+        row = _evaluate(model, valid, valid_labels, spec)
         row = {
             "epoch": epoch,
-            "train_loss": loss_sum.item() / steps_per_epoch,
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
+            "train_loss": loss_sum / steps.per_epoch,
+            **row,
             "lr": lr,
-            "sparsity": sparsity,
-            "sparse": bool(step_plan.sparse),
+            "sparsity": measured_sparsity(model)["global"],
+            "sparse": bool(plan[epoch].sparse),
             "eligible": bool(eligible[epoch]),
             "seconds": time.perf_counter() - started,
         }
         state["history"].append(row)
         log(
-            f"epoch {epoch + 1}/{epochs} loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
-            f"val_acc {val_acc:.4f} sparsity {sparsity:.4f} lr {lr:.3g} ({row['seconds']:.1f}s)"
+            f"epoch {epoch + 1}/{epochs} loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
+            f"val_acc {row['val_accuracy']:.4f} sparsity {row['sparsity']:.4f} lr {lr:.3g} ({row['seconds']:.1f}s)"
         )
-        if eligible[epoch] and (state["best"] is None or val_acc > state["best"]["val_accuracy"]):
-            state["best"] = {
-                "epoch": epoch,
-                "val_accuracy": val_acc,
-                "state_dict": copy.deepcopy(model.state_dict()),
-                "masks": masks.state_dict() if masks is not None else None,
-            }
+        if eligible[epoch]:
+            _keep_if_best(state, model, masks, epoch, row["val_accuracy"])
         state["masks"] = masks.state_dict() if masks is not None else None
         state["epoch"] = epoch + 1
         if resume_path:
@@ -390,6 +344,95 @@ def fit(
         "selected_epoch": state["best"]["epoch"],
         "history": pd.DataFrame(state["history"]),
     }
+
+
+@dataclass(frozen=True)
+class _StepSchedule:
+    """Optimiser steps per epoch and in all, and the learning-rate schedule in steps."""
+
+    per_epoch: int
+    total: int
+    lr_schedule: dict
+
+    @classmethod
+    def of(cls, spec: dict, n_train: int) -> _StepSchedule:
+        per_epoch = math.ceil(n_train / spec["batch_size"])
+        lr_schedule = dict(spec["lr_schedule"])
+        lr_schedule["warmup_steps"] = round(lr_schedule.get("warmup_epochs", 0) * per_epoch)
+        return cls(per_epoch, spec["epochs"] * per_epoch, lr_schedule)
+
+
+def _restore(saved: dict, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Load a resume state's model and optimiser in place; return its training state."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return saved["state"]
+
+
+def _epoch_masks(model: nn.Module, step_plan, masks: MaskSet | None, scope: str, seed: int, epoch: int):
+    """The masks in force this epoch: recomputed where the plan prunes, none in a dense epoch."""
+    if step_plan.prune_to is not None:
+        masks = MaskSet.from_model(model, step_plan.prune_to, scope, generator=epoch_generator(seed, epoch, 2))
+    return masks if step_plan.sparse else None
+
+
+def _train_epoch(
+    model: nn.Module,
+    step_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: TensorData,
+    spec: dict,
+    steps: _StepSchedule,
+    lr_scale: float,
+    masks: MaskSet | None,
+    seed: int,
+    epoch: int,
+) -> tuple[float, int, float]:
+    """One epoch of optimiser steps: (sum of the finite batch losses, first non-finite batch or -1, last lr)."""
+    device = train.device
+    model.train()
+    gen = epoch_generator(seed, epoch)
+    order = torch.randperm(len(train), generator=gen)
+    loss_fn = nn.BCEWithLogitsLoss()
+    loss_sum = torch.zeros((), device=device)
+    first_bad = torch.full((), -1, device=device, dtype=torch.long)
+    for b in range(steps.per_epoch):
+        step = epoch * steps.per_epoch + b
+        lr = lr_scale * learning_rate(step, steps.total, spec["optimizer"]["lr"], steps.lr_schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = training_batch(
+            train,
+            order[b * spec["batch_size"] : (b + 1) * spec["batch_size"]],
+            spec["crop_size"],
+            spec["augment"]["padding"],
+            spec["augment"]["flip"],
+            gen,
+        )
+        loss = train_step(step_model, optimizer, loss_fn, x, y, masks)
+        # Remember the first bad batch on the device: no host sync inside the step.
+        finite = torch.isfinite(loss)
+        first_bad = torch.where((first_bad < 0) & ~finite, torch.full_like(first_bad, b), first_bad)
+        loss_sum += torch.where(finite, loss, torch.zeros_like(loss_sum))
+    return loss_sum.item(), int(first_bad.item()), lr
+
+
+def _evaluate(model: nn.Module, valid: TensorData, valid_labels: np.ndarray, spec: dict) -> dict:
+    """Validation loss and mean accuracy of the model now."""
+    logits = predict_logits(model, valid, spec["crop_size"], spec["eval_batch_size"])
+    val_loss, val_acc = validation_scores(logits, valid_labels)
+    return {"val_loss": val_loss, "val_accuracy": val_acc}
+
+
+def _keep_if_best(state: dict, model: nn.Module, masks: MaskSet | None, epoch: int, val_acc: float) -> None:
+    """Model selection: keep this epoch's weights and masks if its validation accuracy is the best so far."""
+    if state["best"] is None or val_acc > state["best"]["val_accuracy"]:
+        state["best"] = {
+            "epoch": epoch,
+            "val_accuracy": val_acc,
+            "state_dict": copy.deepcopy(model.state_dict()),
+            "masks": masks.state_dict() if masks is not None else None,
+        }
 
 
 def _save_resume(path: Path, model, optimizer, state: dict, lr_scale: float, retries_left: int, fingerprint) -> None:

@@ -43,8 +43,8 @@ rule aggregate:
 
 rule figures:
     input:
-        summary=f"{RESULTS}/tables/summary.parquet",
-        metrics=f"{RESULTS}/tables/metrics.parquet",
+        summary=rules.aggregate.output.summary,
+        metrics=rules.aggregate.output.metrics,
         code=stage_code("figures"),
     output:
         **figure_outputs(),

@@ -22,6 +22,7 @@ from prunebias.config import (
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
 from prunebias.vocabulary import CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
 from prunebias.tasks import (
+    JOINT,
     check_experiments,
     parse_task,
     task_grid,
@@ -107,7 +108,7 @@ def model_dirs():
         f"{dataset}/{task}/{arch}/{run}"
         for dataset in GRID["datasets"]
         for task in TASKS
-        if task == "joint" or dataset in EXPERIMENT_DATASETS
+        if task == JOINT or dataset in EXPERIMENT_DATASETS
         for grid in [task_grid(config, task)]
         for arch in grid["archs"]
         for run in runs(grid)
@@ -237,9 +238,9 @@ def figure_outputs():
 # ---------------------------------------------------------------- criteria (criteria.smk)
 def criteria_groups():
     """The (dataset, task, arch) paths the criteria run on: the joint task, when it has pruned models."""
-    if "joint" not in TASKS or not (GRID["methods"] and GRID["sparsities"]):
+    if JOINT not in TASKS or not (GRID["methods"] and GRID["sparsities"]):
         return []
-    return [f"{d}/joint/{a}" for d in GRID["datasets"] for a in GRID["archs"]]
+    return [f"{d}/{JOINT}/{a}" for d in GRID["datasets"] for a in GRID["archs"]]
 
 
 def criteria_runs(w):
@@ -309,19 +310,26 @@ def report_figures():
 
 
 def benchmark_files():
-    """The benchmark file of every expensive job of the grid (the report sums their times).
+    """The benchmark file of every expensive job of the grid (the report sums their times),
+    from the benchmark patterns of the prepare, train_dense, prune and predict rules.
 
     Passed as params, not inputs: a missing benchmark file must never make Snakemake rerun a
     training job just to write one.
     """
-    files = [f"{RESULTS}/benchmarks/prepare/{d}.tsv" for d in GRID["datasets"]]
+    files = [str(rules.prepare.benchmark).format(dataset=d) for d in GRID["datasets"]]
     for model in model_dirs():
         dataset, task, arch, run = model.split("/", 3)
+        names = {"dataset": dataset, "task": task, "arch": arch}
         if run.startswith("dense/"):
-            files.append(f"{RESULTS}/benchmarks/train_dense/{dataset}/{task}/{arch}/{run.removeprefix('dense/')}.tsv")
+            files.append(str(rules.train_dense.benchmark).format(**names, seed=run.removeprefix("dense/seed")))
         else:
-            files.append(f"{RESULTS}/benchmarks/prune/{model}.tsv")
-        files.append(f"{RESULTS}/benchmarks/predict/{model}.tsv")
+            method, sparsity, seed = run.split("/")
+            files.append(
+                str(rules.prune.benchmark).format(
+                    **names, method=method, sparsity=sparsity.removeprefix("s"), seed=seed.removeprefix("seed")
+                )
+            )
+        files.append(str(rules.predict.benchmark).format(**names, run=run))
     return files
 
 

@@ -9,8 +9,8 @@ for _kind in ("single_vs_joint", "backdoor"):
         name:
             f"experiment_{_kind}"
         input:
-            summary=f"{RESULTS}/tables/summary.parquet",
-            metrics=f"{RESULTS}/tables/metrics.parquet",
+            summary=rules.aggregate.output.summary,
+            metrics=rules.aggregate.output.metrics,
             code=stage_code("experiment"),
         output:
             table=f"{RESULTS}/tables/{_kind}.parquet",

@@ -6,8 +6,8 @@
 
 rule audit_report:
     input:
-        metrics=f"{RESULTS}/tables/metrics.parquet",
-        groups=f"{RESULTS}/tables/group_gaps.tsv",
+        metrics=rules.aggregate.output.metrics,
+        groups=rules.aggregate.output.groups,
         criteria=criteria_outputs() + effects_outputs(),  # none without pruned models: the report then says so
         design=design_outputs(),
         figures=report_figures(),

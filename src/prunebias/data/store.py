@@ -72,9 +72,3 @@ def index_info(path: str | os.PathLike) -> dict:
 def load_images(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
     """The image array file (``images.npy``: N×H×W×3 uint8), memory-mapped unless ``mmap`` is False."""
     return np.load(path, mmap_mode="r" if mmap else None)
-
-
-def split_labels(index: pd.DataFrame, split: str, attributes: list[str] | None = None) -> np.ndarray:
-    """Bool label matrix (n_split, A) of one split, in index order."""
-    attributes = attribute_names(index) if attributes is None else attributes
-    return index.loc[index["split"] == split, attributes].to_numpy(dtype=bool)
