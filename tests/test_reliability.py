@@ -30,12 +30,11 @@ from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import save_torch
 from prunebias.train import NonFiniteLossError, load_checkpoint
 from workflow_utils import (
-    ROOT,
-    SNAKEMAKE,
     TINY_CONFIG,
     assert_fails_before_any_job,
     prepared_files,
     snakemake,
+    snakemake_command,
     write_config,
 )
 
@@ -59,15 +58,7 @@ def cpu_only():
 # ------------------------------------------------------------------------------- helpers
 def start_snakemake(directory: Path, *args: str) -> subprocess.Popen:
     """Start Snakemake in its own process group (its jobs inherit it), output to directory/snakemake.out."""
-    cmd = SNAKEMAKE + [
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(directory),
-        "--configfile",
-        str(directory / "config.yaml"),
-        *args,
-    ]
+    cmd = snakemake_command(directory, "config.yaml", *args)
     with open(directory / "snakemake.out", "w") as out:
         return subprocess.Popen(
             cmd,

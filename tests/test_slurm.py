@@ -1,17 +1,38 @@
 """Cluster execution: Snakemake's Slurm executor against a real (local, single-node) Slurm.
 
 Uses profiles/slurm layered with profiles/slurm-test. Needs the cluster started by
-tests/slurm/setup.sh; skipped, with the reason, when it is not running.
+tests/slurm/setup.sh; skipped, with the reason, when it is not running. Besides plain runs, a
+killed cluster job: a training job scancelled mid-epoch, or Snakemake itself killed and its
+jobs cancelled, is resumed from its resume state with outputs byte-identical to a local run.
 """
 
 import importlib.util
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
+
+# The kill -9 / --retries machinery of the local reliability tests, reused on Slurm.
+from test_reliability import (
+    EPOCHS,
+    KILL_CONFIG,
+    assert_same_run,
+    cpu_only,  # noqa: F401  (autouse: no GPU, byte-identical results are a CPU promise)
+    one,
+    prepared,
+    sleep_into_next_epoch,
+    start_snakemake,
+    train_log,
+    wait_for_resume_state,
+)
+from workflow_utils import TINY_CONFIG, snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 # profiles/slurm layered with the override for the local test cluster.
@@ -74,6 +95,13 @@ def slurm_cluster():
         pytest.skip(f"{NOT_RUNNING} ({timeout.cmd[0]} timed out)")
 
 
+def run_id_of(log: str) -> str:
+    """The SLURM run ID (the job name of all the run's Slurm jobs) that Snakemake printed."""
+    run_id = re.search(r"SLURM run ID: (\S+)", log)
+    assert run_id, f"no SLURM run ID in the log:\n{log[-3000:]}"
+    return run_id.group(1)
+
+
 def run_on_slurm(workdir: Path, *args: str, timeout: int = 600) -> tuple[str, set[str]]:
     """Run Snakemake in workdir through the Slurm profiles; return its run id and job ids.
 
@@ -84,17 +112,25 @@ def run_on_slurm(workdir: Path, *args: str, timeout: int = 600) -> tuple[str, se
     proc = _run(cmd, cwd=workdir, timeout=timeout)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"snakemake failed:\n{log[-6000:]}"
-    run_id = re.search(r"SLURM run ID: (\S+)", log)
-    assert run_id, f"no SLURM run ID in the log:\n{log[-3000:]}"
     job_ids = set(re.findall(r"submitted with SLURM jobid (\d+)", log))
-    return run_id.group(1), job_ids
+    return run_id_of(log), job_ids
 
 
 def sacct_jobs(run_id: str) -> dict[str, tuple[str, str]]:
     """Slurm's accounting of one Snakemake run: job id -> (state, comment)."""
     proc = _run(
-        ["sacct", "--noheader", "--parsable2", "--allocations", "--starttime", "now-1days",
-         "--name", run_id, "--format", "JobIDRaw,State,Comment"],
+        [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            "--starttime",
+            "now-1days",
+            "--name",
+            run_id,
+            "--format",
+            "JobIDRaw,State,Comment",
+        ],
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
@@ -162,8 +198,6 @@ def test_real_workflow_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
     job in Slurm's accounting, and the predictions and metrics equal a local run's bytes."""
     import copy
 
-    from workflow_utils import TINY_CONFIG, snakemake, write_config
-
     cfg = copy.deepcopy(TINY_CONFIG)
     cfg["grid"].update(methods=["oneshot"], sparsities=[0.9])
     local, cluster = tmp_path / "local", tmp_path / "slurm"
@@ -173,7 +207,7 @@ def test_real_workflow_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
     snakemake(local, "--cores", "2")
     proc = snakemake(cluster, *PROFILES, "--jobs", "2", timeout=900)
     log = proc.stdout + proc.stderr
-    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    run_id = run_id_of(log)
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", log))
     accounted = sacct_jobs(run_id)
     assert submitted and set(accounted) == submitted
@@ -189,3 +223,107 @@ def test_real_workflow_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
     ):
         assert (cluster / "results" / rel).read_bytes() == (local / "results" / rel).read_bytes(), rel
     assert (cluster / "results/report.html").exists()
+
+
+# ------------------------------------------------------------------- a killed cluster job
+# The config of tests/test_reliability.py (dense training only, epochs of about a second) up
+# to the metrics: the model, its predictions and its metrics come from three Slurm jobs.
+UNTIL_METRICS = ("--until", "metrics")
+# predict and metrics as one Slurm job (a group replaces profiles/slurm-test's groups): each
+# Slurm job costs 15-35 s here (two Snakemake starts inside it, the plugin's status polling).
+AFTER_TRAINING_IN_ONE_JOB = ("--groups", "predict=after_training", "metrics=after_training")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(slurm_cluster, tmp_path_factory):
+    """The local run that the interrupted Slurm runs must equal byte for byte."""
+    d = tmp_path_factory.mktemp("uninterrupted")
+    write_config(d, KILL_CONFIG)
+    snakemake(d, "--cores", "1", *UNTIL_METRICS)
+    assert "resumed" not in train_log(d)
+    return d
+
+
+def slurm_job_of(directory: Path, rule: str) -> str:
+    """The Slurm job id of ``rule``'s (latest) job in directory/snakemake.out."""
+    log = (directory / "snakemake.out").read_text()
+    found = re.findall(rf"submitted with SLURM jobid (\d+) \(log: \S*/rule_{rule}/", log)
+    assert found, f"no {rule} job submitted:\n{log[-3000:]}"
+    return found[-1]
+
+
+def wait_until_gone(run_id: str, timeout: float = 60) -> None:
+    """Wait until no job of the run is pending, running or completing (squeue's default states)."""
+    deadline = time.monotonic() + timeout
+    while _run(["squeue", "--noheader", "--name", run_id, "-o", "%i"], timeout=30).stdout.strip():
+        assert time.monotonic() < deadline, f"jobs of run {run_id} still in squeue after {timeout}s"
+        time.sleep(0.5)
+
+
+def train_dense_states(run_id: str) -> list[str]:
+    """The states of the run's train_dense jobs in sacct, in job order ("CANCELLED by 0" -> CANCELLED)."""
+    jobs = sacct_jobs(run_id)
+    return [jobs[j][0].split()[0] for j in sorted(jobs, key=int) if jobs[j][1].startswith("rule_train_dense")]
+
+
+def assert_same_as_local(directory: Path, reference: Path) -> None:
+    """Model, predictions, training log and metrics equal the uninterrupted run's; no leftovers."""
+    assert_same_run(directory, reference)  # model.pt, predictions, train_log less timings; leftovers == []
+    metrics = one(reference, "results/metrics/**/dense/seed1.parquet")
+    rel = metrics.relative_to(reference)
+    assert (directory / rel).read_bytes() == metrics.read_bytes(), f"{rel} differs from the uninterrupted run"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_scancel_of_the_training_job_mid_epoch_retries_and_resumes_byte_identically(uninterrupted, tmp_path):
+    prepared(tmp_path, uninterrupted)
+    proc = start_snakemake(tmp_path, *PROFILES, *UNTIL_METRICS, *AFTER_TRAINING_IN_ONE_JOB, "--retries", "2")
+    try:
+        resume = wait_for_resume_state(tmp_path, proc, timeout=300)
+        sleep_into_next_epoch(tmp_path)
+        cancelled = slurm_job_of(tmp_path, "train_dense")
+        subprocess.run(["scancel", cancelled], check=True, timeout=30)  # preemption, an admin, a user
+        assert proc.wait(timeout=600) == 0, (tmp_path / "snakemake.out").read_text()[-6000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log = (tmp_path / "snakemake.out").read_text()
+    assert "Trying to restart job" in log and slurm_job_of(tmp_path, "train_dense") != cancelled
+    match = re.search(
+        rf"resumed from {re.escape(str(resume.relative_to(tmp_path)))} at epoch (\d+)", train_log(tmp_path)
+    )
+    assert match and 1 <= int(match.group(1)) < EPOCHS, train_log(tmp_path)
+    assert train_dense_states(run_id_of(log)) == ["CANCELLED", "COMPLETED"]
+    assert_same_as_local(tmp_path, uninterrupted)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_sigkill_of_snakemake_and_scancel_of_its_jobs_then_rerun_on_slurm_is_byte_identical(uninterrupted, tmp_path):
+    prepared(tmp_path, uninterrupted)
+    proc = start_snakemake(tmp_path, *PROFILES, *UNTIL_METRICS, *AFTER_TRAINING_IN_ONE_JOB)
+    try:
+        resume = wait_for_resume_state(tmp_path, proc, timeout=300)
+        sleep_into_next_epoch(tmp_path)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the login node dies: nothing cancels the Slurm jobs
+        proc.wait()
+    # The orphaned Slurm job trains on; the cleanup after the crash cancels the run's jobs.
+    killed_run = run_id_of((tmp_path / "snakemake.out").read_text())
+    orphans = _run(["squeue", "--noheader", "--name", killed_run, "-o", "%T"], timeout=30).stdout.split()
+    assert orphans == ["RUNNING"], orphans
+    subprocess.run(["scancel", "--name", killed_run], check=True, timeout=30)
+    wait_until_gone(killed_run)
+    saved = torch.load(resume, weights_only=False)
+    assert 1 <= saved["state"]["epoch"] < EPOCHS
+    assert one(tmp_path, "results/models/**/model.pt") is None and not list(tmp_path.glob("results/predictions/**/*"))
+
+    assert list((tmp_path / ".snakemake/locks").iterdir())  # the lock outlives a kill -9 (tests/test_reliability.py)
+    snakemake(tmp_path, "--unlock")
+    proc = snakemake(tmp_path, *PROFILES, *UNTIL_METRICS, *AFTER_TRAINING_IN_ONE_JOB)  # with --rerun-incomplete
+    rerun = run_id_of(proc.stdout + proc.stderr)
+
+    assert f"resumed from {resume.relative_to(tmp_path)} at epoch {saved['state']['epoch']}" in train_log(tmp_path)
+    assert train_dense_states(killed_run) == ["CANCELLED"] and train_dense_states(rerun) == ["COMPLETED"]
+    assert_same_as_local(tmp_path, uninterrupted)

@@ -46,6 +46,20 @@ def install_package(target: Path) -> Path:
     return Path(target)
 
 
+def snakemake_command(directory: Path, config: str, *args: str) -> list[str]:
+    """The command line that runs the project's Snakefile in ``directory`` on its ``config`` file."""
+    directory = Path(directory)
+    return SNAKEMAKE + [
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(directory),
+        "--configfile",
+        str(directory / config),
+        *args,
+    ]
+
+
 def snakemake(
     directory: Path,
     *args: str,
@@ -56,15 +70,7 @@ def snakemake(
 ) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with ``directory`` as working directory and its ``config`` file
     (with ``package``: the prunebias installed there, for Snakemake and its jobs)."""
-    cmd = SNAKEMAKE + [
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(directory),
-        "--configfile",
-        str(Path(directory) / config),
-        *args,
-    ]
+    cmd = snakemake_command(directory, config, *args)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if package is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])

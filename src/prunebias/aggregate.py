@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from prunebias.vocabulary import MODEL as MODEL_KEYS
+from prunebias.vocabulary import ROW as ROW_KEYS
 
-ROW_KEYS = ["attribute", "identity", "group", "threshold", "metric"]
 SUMMARY_KEYS = MODEL_KEYS + ROW_KEYS
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.special import expit, log_expit
 
 from prunebias import metrics
+from prunebias.vocabulary import model_columns
 
 STATISTICS = ("bias_amplification", "uncertainty", "interdependence", "identity_dependence")
 EFFECT_COLUMNS = [
@@ -266,12 +267,7 @@ def training_trend(logs: Sequence[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
         drop = (loss[-3] - loss[-1]) / loss[-3] if len(loss) >= 3 else float("nan")
         rows.append(
             {
-                "dataset": meta["dataset"],
-                "task": meta["task"],
-                "arch": meta["arch"],
-                "method": meta["method"],
-                "sparsity": float(meta["target_sparsity"]),
-                "seed": int(meta["seed"]),
+                **model_columns(meta),
                 "epochs": len(loss),
                 "selected_epoch": int(meta["selected_epoch"]),
                 "final_train_loss": float(loss[-1]),

@@ -35,7 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from prunebias.io import atomic_path
-from prunebias.vocabulary import FIGURE_FORMATS, METHOD_LEGENDS, MODEL, SETTING
+from prunebias.vocabulary import FIGURE_FORMATS, METHOD_LEGENDS, METRICS_COLUMNS, MODEL, SETTING, SUMMARY_COLUMNS
 
 __all__ = [
     "FIGURES",
@@ -67,9 +67,6 @@ THRESHOLD_STYLES = {"default": "-", "calibrated": "--"}
 THRESHOLD_LABELS = {"default": "default threshold (logit > 0)", "calibrated": "calibrated threshold"}
 ERRORBAR_LABELS = {"sd": "band: ±1 SD over seeds", "se": "band: ±1 SE over seeds", "ci": "band: {}% CI over seeds"}
 
-KEYS = MODEL + ["attribute", "identity", "group", "threshold", "metric"]
-METRICS_COLUMNS = KEYS + ["seed", "value"]
-SUMMARY_COLUMNS = KEYS + ["mean", "std", "count", "delta_mean", "delta_std"]
 
 DENSE_LABEL = "dense"
 DPI = 150

@@ -27,7 +27,7 @@ from prunebias.figures import (
     styled,
 )
 from prunebias.tasks import parse_task
-from prunebias.vocabulary import METHOD_LEGENDS, METHODS
+from prunebias.vocabulary import METHOD_LEGENDS, METHODS, METRICS_COLUMNS
 
 __all__ = ["backdoor", "single_vs_joint"]
 
@@ -90,20 +90,7 @@ def _legend(
 
 
 def _check(metrics: pd.DataFrame) -> None:
-    needed = [
-        "dataset",
-        "task",
-        "arch",
-        "method",
-        "sparsity",
-        "seed",
-        "attribute",
-        "identity",
-        "group",
-        "threshold",
-        "metric",
-        "value",
-    ]
+    needed = METRICS_COLUMNS
     if not isinstance(metrics, pd.DataFrame):
         raise ValueError(f"metrics must be a DataFrame, got {type(metrics).__name__}")
     missing = [c for c in needed if c not in metrics.columns]

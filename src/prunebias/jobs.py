@@ -17,6 +17,7 @@ import pandas as pd
 from prunebias import tasks
 from prunebias.data import store
 from prunebias.io import file_digest, read_metadata, save_array, save_torch, write_parquet, write_text
+from prunebias.vocabulary import model_columns
 
 # The training and prediction stages import torch inside their functions: the analysis
 # stages below never pay its import (~4-6 s per job on a small CPU).
@@ -66,7 +67,9 @@ def prepare(cfg: dict, index_path: str | os.PathLike, images_path: str | os.Path
         images_path.unlink(missing_ok=True)
         raise
     counts = index["split"].value_counts().to_dict()
-    log(f"wrote {len(index)} images {counts} with {len(store.attribute_names(index))} attributes to {index_path}, {images_path}")
+    log(
+        f"wrote {len(index)} images {counts} with {len(store.attribute_names(index))} attributes to {index_path}, {images_path}"
+    )
 
 
 def _split(
@@ -239,9 +242,6 @@ def predict(
         log(f"{split}: {len(frame)} predictions -> {path}")
 
 
-MODEL_COLUMNS = ["dataset", "task", "arch", "method", "sparsity", "seed"]
-
-
 def model_metrics(
     index_path: str | os.PathLike,
     valid_path: str,
@@ -288,15 +288,8 @@ def model_metrics(
         table = pd.concat(
             [table, backdoor.backdoor_metrics(index, valid, test, ids, task.attribute)], ignore_index=True
         )
-    ident = {
-        "dataset": meta["dataset"],
-        "task": meta["task"],
-        "arch": meta["arch"],
-        "method": meta["method"],
-        "sparsity": float(meta["target_sparsity"]),
-        "seed": int(meta["seed"]),
-    }
-    table = table.assign(**ident)[MODEL_COLUMNS + [c for c in table.columns if c not in ident]]
+    ident = model_columns(meta)
+    table = table.assign(**ident)[list(ident) + [c for c in table.columns if c not in ident]]
     write_parquet(table, out, metadata=meta)
 
 

@@ -1,7 +1,7 @@
 """The project's names, stated once: splits, key columns, methods and their labels, statistic
 labels, and the figures and tables each stage writes.
 
-Pure data, no imports: the workflow reads it while it parses (rule outputs are named from it),
+Pure data (and one key function), no imports: the workflow reads it while it parses (rule outputs are named from it),
 and every module that shows or checks one of these names imports it from here.
 """
 
@@ -14,6 +14,25 @@ EVALUATION_SPLITS = ("valid", "test")
 SETTING = ["dataset", "task", "arch"]
 #: What identifies a point of a curve, over seeds.
 MODEL = SETTING + ["method", "sparsity"]
+#: What a row of the tidy metrics is about, within one model.
+ROW = ["attribute", "identity", "group", "threshold", "metric"]
+#: Columns of the per-model metrics table (one row per model, seed and ROW).
+METRICS_COLUMNS = MODEL + ROW + ["seed", "value"]
+#: Columns of the summary over seeds, with the change against the dense model.
+SUMMARY_COLUMNS = MODEL + ROW + ["mean", "std", "count", "delta_mean", "delta_std"]
+
+
+def model_columns(meta: dict) -> dict:
+    """The MODEL columns and the seed of one model, from the run metadata its files carry."""
+    return {
+        "dataset": meta["dataset"],
+        "task": meta["task"],
+        "arch": meta["arch"],
+        "method": meta["method"],
+        "sparsity": float(meta["target_sparsity"]),
+        "seed": int(meta["seed"]),
+    }
+
 
 #: Compression methods, in the order of legends and tables.
 METHODS = ("dense", "gmp", "gmp_pt", "oneshot", "acdc")
