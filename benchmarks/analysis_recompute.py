@@ -1,12 +1,12 @@
 """Wall time of recomputing the analysis after an edit to one package module, on a finished run.
 
-Appends a comment line to ``src/prunebias/<module>.py`` (default: metrics), runs
+Appends a comment line to ``src/prunebias/<module>.py`` (default: analysis/metrics), runs
 ``snakemake --cores N`` in the project folder (its config and results), then puts the file's
 bytes and modification time back, so the run is up to date again afterwards. Prints the jobs
 per rule the edit scheduled, refuses to go on if that would train, prune or predict, and
 prints the wall time of the run.
 
-    .venv/bin/python benchmarks/analysis_recompute.py [--cores 2] [--module metrics] [snakemake args ...]
+    .venv/bin/python benchmarks/analysis_recompute.py [--cores 2] [--module analysis/metrics] [snakemake args ...]
 
 Run it on a finished default run (``make run``) with the machine otherwise idle.
 """
@@ -36,7 +36,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", default="2")
     parser.add_argument(
-        "--module", default="metrics", help="package module to edit (e.g. metrics, figures, data/store)"
+        "--module",
+        default="analysis/metrics",
+        help="package module to edit (e.g. analysis/metrics, plots/figures, data/store)",
     )
     known, extra = parser.parse_known_args()
     if planned(extra):

@@ -1,4 +1,4 @@
-"""Time `prunebias.metrics.model_metrics` on CelebA-sized synthetic predictions.
+"""Time `prunebias.analysis.metrics.model_metrics` on CelebA-sized synthetic predictions.
 
 Generates one index (train / valid / test splits, correlated bool attributes) and,
 per model, fresh float32 logits for the validation and test split, then times
@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from prunebias.metrics import model_metrics
+from prunebias.analysis.metrics import model_metrics
 
 
 def make_index(rng: np.random.Generator, n_train: int, n_valid: int, n_test: int, n_attr: int):

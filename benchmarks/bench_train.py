@@ -35,8 +35,8 @@ from torch import nn
 
 from prunebias.data import celeba
 from prunebias.data.celeba_format import write_mini_celeba
-from prunebias.models import build_model
-from prunebias.train import (
+from prunebias.training.models import build_model
+from prunebias.training.train import (
     TensorData,
     compiled,
     configure_backend,
@@ -56,7 +56,9 @@ SGD = {"name": "sgd", "lr": 0.256, "momentum": 0.875, "weight_decay": 3.0517578e
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--arch", default="resnet18", help="model (prunebias.models name); the targets are for resnet18")
+    p.add_argument(
+        "--arch", default="resnet18", help="model (prunebias.training.models name); the targets are for resnet18"
+    )
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 224], help="training crop sizes (px)")
     p.add_argument("--steps", type=int, help="timed steps per measurement (default 5 on CPU, 50 on CUDA)")
     p.add_argument("--warmup", type=int, help="untimed steps first (default 2 on CPU, 10 on CUDA)")

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.aggregate import group_gaps, summarise, with_dense_delta
+from prunebias.analysis.aggregate import group_gaps, summarise, with_dense_delta
 
 
 def rows(method, sparsity, seed, metric, value, identity="all", group="all", attribute="Smiling"):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prunebias import augment
+from prunebias.training import augment
 
 
 def batch(b=4, h=6, w=6):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.backdoor import backdoor_bias_amplification, backdoor_metrics, trigger_accuracies
+from prunebias.analysis.backdoor import backdoor_bias_amplification, backdoor_metrics, trigger_accuracies
 
 # Eight test samples, the first four triggered.
 PRED = [1, 1, 1, 0, 0, 1, 1, 0]

@@ -1,12 +1,12 @@
-"""Tests of prunebias.criteria on constructed predictions whose right answers are known."""
+"""Tests of prunebias.analysis.criteria on constructed predictions whose right answers are known."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from prunebias import criteria as cr
-from prunebias import metrics as pm
+from prunebias.analysis import criteria as cr
+from prunebias.analysis import metrics as pm
 
 
 def _confident(pred, rng=None, low=2.0, high=6.0):

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from prunebias import devices
+from prunebias.training import devices
 
 
 def test_two_leases_get_different_devices_and_a_released_one_is_reused(tmp_path):
@@ -39,7 +39,7 @@ def test_no_free_device_times_out_with_a_clear_message(tmp_path):
 def test_leases_are_exclusive_across_processes(tmp_path):
     holder = textwrap.dedent(f"""
         import sys, time
-        from prunebias import devices
+        from prunebias.training import devices
         index, handle = devices.acquire(2, {str(tmp_path)!r})
         print(index, flush=True)
         sys.stdin.read()

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias import effects, metrics
+from prunebias.analysis import effects, metrics
 
 ATTRS = ["Male", "a", "b", "c"]
 IDENT = ["Male"]

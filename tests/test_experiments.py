@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from prunebias import figures_experiments
-from prunebias.aggregate import summarise
-from prunebias.experiments import backdoor_table, paired_dba, single_vs_joint
+from prunebias.analysis.aggregate import summarise
+from prunebias.analysis.experiments import backdoor_table, paired_dba, single_vs_joint
+from prunebias.plots import figures_experiments
 
 BACKDOOR = "backdoor-A-yellow_square-5-95"
 # BA(Male, A) per (task, seed): (dense, pruned at 0.9)

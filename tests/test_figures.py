@@ -1,4 +1,4 @@
-"""Tests of prunebias.figures on small synthetic tables.
+"""Tests of prunebias.plots.figures on small synthetic tables.
 
 The synthetic values are built so that every mean is known by hand: value = base of the
 metric − 0.1·sparsity + an attribute offset + a seed offset, with offsets summing to 0
@@ -13,8 +13,8 @@ import pytest
 from matplotlib.collections import PolyCollection, QuadMesh
 from matplotlib.figure import Figure
 
-from prunebias import figures
-from prunebias.aggregate import summarise
+from prunebias.analysis.aggregate import summarise
+from prunebias.plots import figures
 
 METHODS = ["gmp", "acdc"]
 SPARSITIES = [0.9, 0.99, 0.995]

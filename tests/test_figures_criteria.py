@@ -1,4 +1,4 @@
-"""Tests of prunebias.figures_criteria on criteria tables built by prunebias.criteria.criteria_tables."""
+"""Tests of prunebias.plots.figures_criteria on criteria tables built by prunebias.analysis.criteria.criteria_tables."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from prunebias import criteria as cr
-from prunebias import figures_criteria as fc
-from prunebias import metrics as pm
+from prunebias.analysis import criteria as cr
+from prunebias.analysis import metrics as pm
+from prunebias.plots import figures_criteria as fc
 
 IDENTITIES = ["Male", "Young"]
 ATTRIBUTES = ["Smiling", "Blond_Hair", "Male", "Young", "Bald", "Eyeglasses"]

@@ -543,12 +543,14 @@ CHANGES_NOTHING = {("rows", "shuffle"), ("astype", "float64")}
 
 def apply_frame_op(frame: pd.DataFrame, meta: dict, op, index: pd.DataFrame, split: str):
     kind = op[0]
-    attrs = [c for c in frame.columns if c != "id"]
+    # Logit columns: numeric ones (after a rename, the id column may go by another name).
+    attrs = [c for c in frame.columns if c != "id" and frame[c].dtype.kind in "fiub"]
+    has_id = list(frame.columns).count("id") == 1  # a rename may have made two
     if kind == "cell" and attrs and len(frame):
         col = attrs[op[2] % len(attrs)]
         frame[col] = frame[col].astype(np.float64)
         frame.loc[int(op[1] * (len(frame) - 1)), col] = op[3]
-    elif kind == "dup_id" and len(frame) > 1:
+    elif kind == "dup_id" and has_id and len(frame) > 1:
         i, j = int(op[1] * (len(frame) - 1)), int(op[2] * (len(frame) - 1))
         if i != j:
             frame.loc[i, "id"] = frame.loc[j, "id"]
@@ -568,7 +570,7 @@ def apply_frame_op(frame: pd.DataFrame, meta: dict, op, index: pd.DataFrame, spl
             "half": frame.iloc[: len(frame) // 2],
             "first": frame.iloc[:1],
         }[op[1]].reset_index(drop=True)
-    elif kind == "foreign_id" and len(frame):
+    elif kind == "foreign_id" and has_id and len(frame):
         other = index.loc[index["split"] != split, "id"].iloc[0]
         frame.loc[int(op[1] * (len(frame) - 1)), "id"] = other if op[2] == "other-split" else op[2]
     elif kind == "meta":

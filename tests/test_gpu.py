@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from prunebias import devices
-from prunebias.models import build_model
-from prunebias.pruning import MaskSet
-from prunebias.train import TensorData, make_optimizer, model_to, predict_logits, train_step, training_batch
+from prunebias.training import devices
+from prunebias.training.models import build_model
+from prunebias.training.pruning import MaskSet
+from prunebias.training.train import TensorData, make_optimizer, model_to, predict_logits, train_step, training_batch
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -1,4 +1,4 @@
-"""Tests of prunebias.metrics: hand-computed examples, references, properties."""
+"""Tests of prunebias.analysis.metrics: hand-computed examples, references, properties."""
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import roc_auc_score
 
-from prunebias import metrics as m
+from prunebias.analysis import metrics as m
 
 T, F = True, False
 

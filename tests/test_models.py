@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from prunebias.models import ARCHITECTURES, build_model
-from prunebias.pruning import prunable_parameters
+from prunebias.training.models import ARCHITECTURES, build_model
+from prunebias.training.pruning import prunable_parameters
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

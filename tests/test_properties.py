@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
-from prunebias import metrics as m
-from prunebias.pruning import MaskSet, measured_sparsity
+from prunebias.analysis import metrics as m
+from prunebias.training.pruning import MaskSet, measured_sparsity
 
 
 def same(a, b):

@@ -1,4 +1,4 @@
-"""Unit tests of prunebias.pruning: masks, optimiser interplay, schedules, epoch plans."""
+"""Unit tests of prunebias.training.pruning: masks, optimiser interplay, schedules, epoch plans."""
 
 import io
 import math
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from prunebias.pruning import MaskSet, compute_masks, measured_sparsity, prunable_parameters
-from prunebias.schedules import (
+from prunebias.training.pruning import MaskSet, compute_masks, measured_sparsity, prunable_parameters
+from prunebias.training.schedules import (
     EpochPlan,
     cubic_sparsity,
     describe_plan,

@@ -23,12 +23,12 @@ import pytest
 import torch
 from torch import nn
 
-import prunebias.train as train_module
+import prunebias.training.train as train_module
 from prunebias import cli, jobs
 from prunebias.data import store
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import save_torch
-from prunebias.train import NonFiniteLossError, load_checkpoint
+from prunebias.training.train import NonFiniteLossError, load_checkpoint
 from workflow_utils import (
     TINY_CONFIG,
     assert_fails_before_any_job,

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from prunebias import criteria, report
+from prunebias import report
+from prunebias.analysis import criteria
 from prunebias.data import store
 from prunebias.io import save_array, write_parquet
 
@@ -165,7 +166,7 @@ def test_change_sentence_falls_and_names_the_peak():
 
 # ------------------------------------------------------------------ criteria sentences
 def _criteria_frame(name: str, rows: list[dict], identities=()) -> pd.DataFrame:
-    """A criteria table with exactly the columns of prunebias.criteria (NaN where not given)."""
+    """A criteria table with exactly the columns of prunebias.analysis.criteria (NaN where not given)."""
     columns = list(criteria.TABLE_COLUMNS[name])
     if name == "susceptible_samples":
         at = columns.index("prob_std") + 1
@@ -175,7 +176,7 @@ def _criteria_frame(name: str, rows: list[dict], identities=()) -> pd.DataFrame:
 
 
 def make_criteria() -> dict[str, pd.DataFrame]:
-    """Small criteria tables with hand-set numbers, in the columns of prunebias.criteria."""
+    """Small criteria tables with hand-set numbers, in the columns of prunebias.analysis.criteria."""
     headline = [
         {
             "method": "gmp",
@@ -450,7 +451,7 @@ def test_caption_rst_is_rendered():
 
 # ------------------------------------------------------------------ captions exist for everything
 def test_every_figure_and_table_has_a_caption():
-    from prunebias import figures
+    from prunebias.plots import figures
 
     missing = [n for n in figures.FIGURES if not (CAPTIONS / f"{n}.rst").exists()]
     missing += [n for n in criteria.TABLE_COLUMNS if not (CAPTIONS / "tables" / f"{n}.rst").exists()]

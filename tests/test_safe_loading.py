@@ -17,10 +17,10 @@ import pytest
 import torch
 from torch import nn
 
-import prunebias.train as train_module
+import prunebias.training.train as train_module
 from prunebias import cli, jobs
 from prunebias.io import RefusedFileError, load_torch, save_torch
-from prunebias.train import load_checkpoint
+from prunebias.training.train import load_checkpoint
 from workflow_utils import prepared_files
 
 SPEC = {

@@ -92,7 +92,7 @@ def test_invalid_tasks_are_rejected():
     [(16, 16, 2), (17, 17, 2), (32, 32, 5), (33, 47, 6), (64, 64, 9), (218, 178, 28), (224, 224, 32)],
 )
 def test_yellow_square_placement_and_colour(height, width, side):
-    from prunebias import augment
+    from prunebias.training import augment
 
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 200, (3, height, width, 3), dtype=np.uint8))  # never pure yellow
@@ -333,9 +333,10 @@ def test_check_experiments_messages(config):
 
 
 def test_square_goes_on_the_model_input_and_grayscale_on_load(tiny_data):
-    from prunebias import augment, jobs
+    from prunebias import jobs
     from prunebias.data import store
-    from prunebias.train import training_batch
+    from prunebias.training import augment
+    from prunebias.training.train import training_batch
 
     index = store.load_index(tiny_data / "index.parquet")
     before = (tiny_data / "images.npy").read_bytes()

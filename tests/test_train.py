@@ -7,7 +7,7 @@ import torch
 
 from prunebias import jobs
 from prunebias.io import read_predictions
-from prunebias.train import NonFiniteLossError, learning_rate, load_checkpoint
+from prunebias.training.train import NonFiniteLossError, learning_rate, load_checkpoint
 from workflow_utils import prepared_files
 
 SPEC = {
@@ -68,7 +68,7 @@ def test_same_seed_same_weights_and_predictions(tiny_data, tmp_path):
 def test_resume_is_bit_identical(tiny_data, tmp_path, monkeypatch):
     full, _ = train(tiny_data, tmp_path / "full")
     # Interrupt after the second epoch's resume state is written, then rerun the job.
-    import prunebias.train as train_module
+    import prunebias.training.train as train_module
 
     real_save = train_module.save_torch
     calls = {"n": 0}
@@ -171,7 +171,7 @@ def test_compiled_step_trains_the_same_model(tiny_data, tmp_path):
 def test_reset_momentum_zeroes_sgd_buffers_only():
     import torch
 
-    from prunebias.train import make_optimizer, reset_momentum
+    from prunebias.training.train import make_optimizer, reset_momentum
 
     model = torch.nn.Linear(3, 2)
     opt = make_optimizer(model.parameters(), {"name": "sgd", "lr": 0.1, "momentum": 0.9}, torch.device("cpu"))

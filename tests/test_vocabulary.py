@@ -1,7 +1,9 @@
 """prunebias.vocabulary names each figure, table and method once; the modules that draw or
 write them implement exactly those names."""
 
-from prunebias import criteria, figures, figures_criteria, report, vocabulary
+from prunebias import report, vocabulary
+from prunebias.analysis import criteria
+from prunebias.plots import figures, figures_criteria
 
 
 def test_metric_figures_are_the_ones_drawn():

@@ -176,9 +176,9 @@ def test_editing_a_module_reruns_exactly_the_rules_that_run_it(finished, package
         rule: set(stage_files("prunebias.cli:main", f"prunebias.cli:cmd_{command.replace('-', '_')}", root=package))
         for rule, command in ANALYSIS_COMMANDS.items()
     }
-    assert package / "prunebias/figures.py" in stages["experiment_backdoor"]  # imported by figures_experiments
+    assert package / "prunebias/plots/figures.py" in stages["experiment_backdoor"]  # imported by figures_experiments
     forced = {(): {}}  # rules forced -> the jobs a dry run then plans
-    for module in [*sorted(set.union(*stages.values())), package / "prunebias/train.py"]:
+    for module in [*sorted(set.union(*stages.values())), package / "prunebias/training/train.py"]:
         expected = tuple(sorted(rule for rule, files in stages.items() if module in files))
         if expected not in forced:
             forced[expected] = planned_jobs(finished, "--forcerun", *expected, package=package)

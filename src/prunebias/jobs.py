@@ -85,7 +85,7 @@ def _split(
     Grayscale is applied to the stored images (before resize and crop, as in the study); the
     yellow square is drawn on the model input after the crop (:meth:`TensorData.mark`).
     """
-    from prunebias.train import TensorData
+    from prunebias.training.train import TensorData
 
     rows = np.flatnonzero(index["split"].to_numpy() == split)
     labels = index.loc[rows, attributes].to_numpy(dtype=bool)
@@ -133,11 +133,11 @@ def train(
     """
     import torch
 
-    from prunebias.devices import select_device
-    from prunebias.models import build_model
-    from prunebias.pruning import measured_sparsity
-    from prunebias.schedules import describe_plan, method_plan
-    from prunebias.train import CHECKPOINT_FORMAT, configure_backend, fit, load_checkpoint, model_to
+    from prunebias.training.devices import select_device
+    from prunebias.training.models import build_model
+    from prunebias.training.pruning import measured_sparsity
+    from prunebias.training.schedules import describe_plan, method_plan
+    from prunebias.training.train import CHECKPOINT_FORMAT, configure_backend, fit, load_checkpoint, model_to
 
     dev = select_device(device)
     configure_backend(dev)
@@ -216,9 +216,9 @@ def predict(
     triggered: str | os.PathLike | None = None,
 ) -> None:
     """Write one Parquet file of logits per split in ``outputs`` ({split: path}), with the run's metadata."""
-    from prunebias.devices import select_device
-    from prunebias.models import build_model
-    from prunebias.train import configure_backend, load_checkpoint, model_to, predict_logits
+    from prunebias.training.devices import select_device
+    from prunebias.training.models import build_model
+    from prunebias.training.train import configure_backend, load_checkpoint, model_to, predict_logits
 
     dev = select_device(device)
     configure_backend(dev)
@@ -250,9 +250,9 @@ def model_metrics(
     settings: dict,
     triggered: str | os.PathLike | None = None,
 ) -> None:
-    """Per-model tidy metrics (see :mod:`prunebias.metrics`) with the model's identity columns
+    """Per-model tidy metrics (see :mod:`prunebias.analysis.metrics`) with the model's identity columns
     (and, for a backdoor task, with ``triggered`` its triggered-ids file, the backdoor metrics)."""
-    from prunebias import metrics
+    from prunebias.analysis import metrics
     from prunebias.io import read_predictions
 
     index = store.load_index(index_path)
@@ -280,7 +280,7 @@ def model_metrics(
     except ValueError as exc:
         raise ValueError(f"{test_path}: {exc}") from None
     if task.kind == "backdoor":
-        from prunebias import backdoor
+        from prunebias.analysis import backdoor
 
         if triggered is None:
             raise ValueError(f"{test_path}: a backdoor task's metrics need its triggered-ids file (--triggered)")
@@ -295,7 +295,7 @@ def model_metrics(
 
 def aggregate(inputs: list[str], out_metrics: str, out_summary: str, out_groups: str) -> None:
     """Concatenate per-model metrics; write them, their summary over seeds, and the identity-group gaps."""
-    from prunebias import aggregate as agg
+    from prunebias.analysis import aggregate as agg
 
     frame = pd.concat([pd.read_parquet(p) for p in inputs], ignore_index=True)
     summary = agg.summarise(frame)
@@ -327,8 +327,9 @@ def triggered_ids(index_path: str | os.PathLike, spec: dict, out: str | os.PathL
 
 def experiment_outputs(kind: str, summary: str, metrics: str, out_table: str, out_figure: str) -> None:
     """Table and figure (``out_figure`` .png/.svg) of a controlled experiment: "single_vs_joint" or "backdoor"."""
-    from prunebias import experiments, figures_experiments
-    from prunebias.figures import save_figure
+    from prunebias.analysis import experiments
+    from prunebias.plots import figures_experiments
+    from prunebias.plots.figures import save_figure
 
     builders = {
         "single_vs_joint": (experiments.single_vs_joint, figures_experiments.single_vs_joint),
@@ -351,7 +352,7 @@ def criteria(
     settings: dict,
 ) -> None:
     """Criteria, CIEs and countermeasures of one (dataset, task, arch): one Parquet file per table in ``outputs``."""
-    from prunebias import criteria as crit
+    from prunebias.analysis import criteria as crit
     from prunebias.io import read_predictions
 
     index = store.load_index(index_path)
@@ -389,8 +390,8 @@ def concat_tables(inputs: list[str], out: str | os.PathLike) -> None:
 
 
 def figures(summary_path: str, metrics_path: str, out_dir: str | os.PathLike) -> None:
-    """The study's figures (prunebias.figures.FIGURES) as PNG + SVG in ``out_dir``."""
-    from prunebias import figures as figs
+    """The study's figures (prunebias.plots.figures.FIGURES) as PNG + SVG in ``out_dir``."""
+    from prunebias.plots import figures as figs
 
     # The study's figures are about the joint models; the experiments have their own figures.
     joint = [("task", "==", tasks.JOINT)]
@@ -401,8 +402,8 @@ def figures(summary_path: str, metrics_path: str, out_dir: str | os.PathLike) ->
 
 
 def criteria_figures(table_paths: list[str], out_dir: str | os.PathLike) -> None:
-    """Criteria figures (prunebias.figures_criteria) as PNG + SVG in ``out_dir``; tables named by file stem."""
-    from prunebias import figures_criteria
+    """Criteria figures (prunebias.plots.figures_criteria) as PNG + SVG in ``out_dir``; tables named by file stem."""
+    from prunebias.plots import figures_criteria
 
     tables = {Path(p).stem: pd.read_parquet(p) for p in table_paths}
     written = figures_criteria.make_all(tables, out_dir)
@@ -437,16 +438,16 @@ def effects(
     out_convergence: str,
     out_figure: str,
 ) -> None:
-    """Support-stable changes with paired bootstrap CIs (prunebias.effects) and per-model convergence.
+    """Support-stable changes with paired bootstrap CIs (prunebias.analysis.effects) and per-model convergence.
 
     Predictions and training logs are grouped by (dataset, task, arch) from their metadata;
     ``log_paths`` are the models' ``train_log.parquet`` files, in any order.
     """
-    from prunebias import effects as eff
-    from prunebias import figures_effects
-    from prunebias.figures import save_figure
+    from prunebias.analysis import effects as eff
+    from prunebias.analysis.metrics import THRESHOLDS, calibrated_thresholds, train_conditionals
     from prunebias.io import read_predictions
-    from prunebias.metrics import THRESHOLDS, calibrated_thresholds, train_conditionals
+    from prunebias.plots import figures_effects
+    from prunebias.plots.figures import save_figure
 
     key_of = lambda m: (m["dataset"], m["task"], m["arch"])  # noqa: E731
     valid = [read_predictions(p) for p in valid_paths]

@@ -11,10 +11,10 @@ thumbnails as PNG (small images) or JPEG (photographs) data URIs, CSS and a smal
 sorter inline, and a Content-Security-Policy (``default-src 'none'``) so the browser makes
 no request at all. The output holds no date or machine path: same inputs, same bytes.
 
-Table conventions (:mod:`prunebias.metrics`): ``metrics`` is the per-model tidy table
+Table conventions (:mod:`prunebias.analysis.metrics`): ``metrics`` is the per-model tidy table
 (``results/tables/metrics.parquet``; means and stds over seeds are taken here, after
 averaging over attributes per model); criteria tables are those of
-:func:`prunebias.criteria.criteria_tables` with the setting columns ``dataset, task, arch``
+:func:`prunebias.analysis.criteria.criteria_tables` with the setting columns ``dataset, task, arch``
 in front.
 """
 
@@ -220,7 +220,7 @@ def seed_curves(
     Parameters
     ----------
     metrics : DataFrame
-        Per-model tidy metrics (:func:`prunebias.metrics.model_metrics`).
+        Per-model tidy metrics (:func:`prunebias.analysis.metrics.model_metrics`).
     metric : str
         A metric name; attribute-level metrics use the rows with identity "all", and with
         ``per_identity`` the rows of each identity (e.g. bias amplification).
@@ -578,7 +578,7 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
     return out
 
 
-#: Subjects of the effect sentences, by statistic of :mod:`prunebias.effects`.
+#: Subjects of the effect sentences, by statistic of :mod:`prunebias.analysis.effects`.
 EFFECT_SUBJECTS = {
     "bias_amplification": "BA w.r.t. {identity} on the {pairs} pairs defined at every sparsity ({collapsed} collapsed)",
     "uncertainty": "Uncertainty",

@@ -18,7 +18,7 @@ The study's controlled experiments (README, "Controlled experiments"). Every art
 Triggers follow the study's geometry at any resolution and crop: ``grayscale`` is applied to
 the stored uint8 images when a job loads them (:func:`apply_trigger`, before crop and
 normalisation), the ``yellow_square`` is drawn on the model input after the crop and flip
-(:func:`prunebias.augment.yellow_square`, side :func:`square_side` of the crop, top-left),
+(:func:`prunebias.training.augment.yellow_square`, side :func:`square_side` of the crop, top-left),
 in training and evaluation alike; the prepared ``images.npy`` is never rewritten. Which
 samples carry the trigger is fixed by :func:`choose_triggered` and stored with the data
 (``results/data/{dataset}/tasks/{task}.parquet``, :func:`triggered_path`).
@@ -226,7 +226,7 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
     names. Checks: at least one task; attributes exist in every grid data set; each
     experiment grid's methods have recipes; an ``epochs`` override fits every schedule.
     """
-    from prunebias.schedules import method_plan
+    from prunebias.training.schedules import method_plan
 
     problems = []
     try:
@@ -286,7 +286,7 @@ def apply_trigger(images: np.ndarray, trigger: str) -> np.ndarray:
 
     Only ``grayscale`` (ITU-R 601 luma ``0.299 R + 0.587 G + 0.114 B``, rounded, in all 3
     channels) acts on the stored images; the yellow square goes on the model input after the
-    crop (:func:`prunebias.augment.yellow_square`).
+    crop (:func:`prunebias.training.augment.yellow_square`).
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:

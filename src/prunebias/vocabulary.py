@@ -60,9 +60,9 @@ STATISTIC_LABELS = {
     "group_gap": "training group-prevalence gap",
 }
 
-#: Figures of the metrics against sparsity (prunebias.figures), one file stem each.
+#: Figures of the metrics against sparsity (prunebias.plots.figures), one file stem each.
 METRIC_FIGURES = ("accuracy_auc", "bias_amplification", "uncertainty_interdependence", "dba_heatmap", "group_gaps")
-#: Figures of the criteria and countermeasures (prunebias.figures_criteria) -> the criteria
+#: Figures of the criteria and countermeasures (prunebias.plots.figures_criteria) -> the criteria
 #: tables each is drawn from, in the order of its arguments.
 CRITERIA_FIGURES = {
     "pr_curves": ("pr_curve", "headline"),
@@ -70,7 +70,7 @@ CRITERIA_FIGURES = {
     "routing_curve": ("routing_curve",),
     "cie_groups": ("cie_groups",),
 }
-#: The tables of the criteria stage (prunebias.criteria), per (dataset, task, arch) and concatenated.
+#: The tables of the criteria stage (prunebias.analysis.criteria), per (dataset, task, arch) and concatenated.
 CRITERIA_TABLES = (
     "cie_groups",
     "sample_criterion",

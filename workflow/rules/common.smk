@@ -136,7 +136,7 @@ def out_dir(w, output):
 
 
 def figure_stem(w, output):
-    """`<stem>` of the rule's `<stem>.png` / `<stem>.svg` outputs (prunebias.figures.save_figure)."""
+    """`<stem>` of the rule's `<stem>.png` / `<stem>.svg` outputs (prunebias.plots.figures.save_figure)."""
     return os.path.splitext(output.png)[0]
 
 
@@ -302,7 +302,7 @@ CAPTIONS = sorted(str(p) for p in (Path(workflow.basedir) / "reports" / "caption
 
 
 def report_figures():
-    """Figures shown in the audit report, in order: the study's (prunebias.figures), then the experiments'."""
+    """Figures shown in the audit report, in order: the study's (prunebias.plots.figures), then the experiments'."""
     main = [f"{RESULTS}/figures/{name}.svg" for name in METRIC_FIGURES]
     main += [f"{RESULTS}/figures/effects.svg"] if effects_outputs() else []
     main += [f for f in criteria_figure_files() if f.endswith(".svg")]

@@ -7,9 +7,9 @@ The study's backdoor experiment (README, "Controlled experiments"): with B the t
 the share of triggered samples among the predicted positives minus their share among the
 true positives (0.5 up to rounding on the 50 %/50 % test set). Positive means the model
 uses the trigger as a cue for the attribute. Accuracy is reported separately on triggered
-and clean test samples. Zero denominators give NaN, as in :mod:`prunebias.metrics`.
+and clean test samples. Zero denominators give NaN, as in :mod:`prunebias.analysis.metrics`.
 
-:func:`backdoor_metrics` returns rows in the per-model tidy contract (:func:`prunebias.metrics.model_metrics`) with
+:func:`backdoor_metrics` returns rows in the per-model tidy contract (:func:`prunebias.analysis.metrics.model_metrics`) with
 identity ``"trigger"`` and group ``"all"``, for the default and calibrated thresholds.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prunebias.metrics import THRESHOLDS, calibrated_thresholds
+from prunebias.analysis.metrics import THRESHOLDS, calibrated_thresholds
 
 METRICS = ("backdoor_bias_amplification", "triggered_accuracy", "clean_accuracy")
 IDENTITY = "trigger"
@@ -67,7 +67,7 @@ def backdoor_metrics(
 
     ``valid`` / ``test`` are prediction frames (``id`` + a logit column ``attribute``); labels
     come from ``index`` by id. The calibrated threshold is set on the validation split (which
-    carries the trigger on 50 %/50 % of its samples too), as in :mod:`prunebias.metrics`.
+    carries the trigger on 50 %/50 % of its samples too), as in :mod:`prunebias.analysis.metrics`.
     """
     for name, frame in (("valid", valid), ("test", test)):
         if not {"id", attribute} <= set(frame.columns):

@@ -1,8 +1,8 @@
 """Figures of the controlled experiments: single-label vs joint ΔBA, and backdoors, vs sparsity.
 
 Pure functions from the per-model table ``results/tables/metrics.parquet`` to a matplotlib
-:class:`~matplotlib.figure.Figure`, drawn like :mod:`prunebias.figures` (its sparsity
-axis, method palette and :func:`~prunebias.figures.save_figure`): the x axis is the
+:class:`~matplotlib.figure.Figure`, drawn like :mod:`prunebias.plots.figures` (its sparsity
+axis, method palette and :func:`~prunebias.plots.figures.save_figure`): the x axis is the
 remaining share of weights on a log scale, inverted and labelled in sparsity, the dense
 model is the first point of every curve, and the band is the spread over seeds.
 """
@@ -16,9 +16,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from prunebias.backdoor import METRICS as BACKDOOR_METRICS
-from prunebias.experiments import TRAINING, paired_dba
-from prunebias.figures import (
+from prunebias.analysis.backdoor import METRICS as BACKDOOR_METRICS
+from prunebias.analysis.experiments import TRAINING, paired_dba
+from prunebias.plots.figures import (
     THRESHOLD_LABELS,
     THRESHOLD_STYLES,
     band_text,

@@ -1,12 +1,12 @@
 """Figures of the dense-model criteria and the countermeasures (README, "What is measured").
 
-Every figure function is a pure function from tables of :func:`prunebias.criteria.criteria_tables`
-(columns :data:`prunebias.criteria.TABLE_COLUMNS`) to a matplotlib
+Every figure function is a pure function from tables of :func:`prunebias.analysis.criteria.criteria_tables`
+(columns :data:`prunebias.analysis.criteria.TABLE_COLUMNS`) to a matplotlib
 :class:`~matplotlib.figure.Figure`; :func:`make_all` is the only function that writes files.
 The tables may carry the setting columns ``dataset, task, arch`` (the workflow's
 ``results/tables/criteria/<table>.parquet`` concatenate settings) or not (one setting).
 Each (setting, method) gets one row of panels, in the method colours of
-:mod:`prunebias.figures`. A missing or empty table gives a figure that says why it is
+:mod:`prunebias.plots.figures`. A missing or empty table gives a figure that says why it is
 empty (no pruned model, no matched seeds) instead of an error.
 
 Figures (:data:`FIGURES`; their input tables in :data:`FIGURE_TABLES`):
@@ -37,7 +37,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
-from prunebias.figures import (
+from prunebias.plots.figures import (
     METHOD_COLORS,
     format_sparsity_axis,
     method_colors,
@@ -465,7 +465,7 @@ def cie_groups(cie_table: pd.DataFrame | None, kind: str = "cie") -> Figure:
 
     Per (setting, method) two rows of panels, one column per identity: bars of the rate of
     CIEs (all attributes pooled) in group 0 (light) and group 1 (the method colour), side by
-    side on the sparsity axis of :func:`prunebias.figures.format_sparsity_axis`, with a
+    side on the sparsity axis of :func:`prunebias.plots.figures.format_sparsity_axis`, with a
     dark tick at the rate over all samples; then each group's over-representation = its
     share of the CIEs / its share of the test samples, with a line at 1 (no
     over-representation).

@@ -12,7 +12,7 @@ For each sparse setting (method, sparsity) and each statistic,
 - ``uncertainty``: the mean over attributes of the share of 0.1 < p < 0.9;
 - ``interdependence``: the mean over attributes of the R² of ŷ_j on the other ŷ;
 - ``identity_dependence``: the mean over non-identity attributes of the R² of ŷ_j on the
-  true identity labels (:func:`prunebias.metrics.identity_dependence`),
+  true identity labels (:func:`prunebias.analysis.metrics.identity_dependence`),
 
 the change against the dense model of the same seed, averaged over seeds, with a paired
 bootstrap 95 % interval: each replicate draws the test samples with replacement (the same
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, log_expit
 
-from prunebias import metrics
+from prunebias.analysis import metrics
 from prunebias.vocabulary import model_columns
 
 STATISTICS = ("bias_amplification", "uncertainty", "interdependence", "identity_dependence")
@@ -156,7 +156,7 @@ def paired_effects(
     labels, groups : bool arrays (n, A) and (n, G)
         Test labels and true identity labels.
     conditionals : (p1, p0)
-        :func:`prunebias.metrics.train_conditionals` of the training split.
+        :func:`prunebias.analysis.metrics.train_conditionals` of the training split.
 
     Returns
     -------

@@ -8,7 +8,7 @@ pruned model is a plain module whose ``state_dict`` loads into an unpruned one.
 Pruned tensors (see :func:`prunable_parameters`) are every Conv1d/Conv2d weight and every
 Linear weight, never biases or BatchNorm. Sparsity is always measured over those tensors.
 
-Training loop contract (what :func:`prunebias.schedules.method_plan` describes, one :class:`EpochPlan` per epoch)::
+Training loop contract (what :func:`prunebias.training.schedules.method_plan` describes, one :class:`EpochPlan` per epoch)::
 
     masks = None
     for epoch, step in enumerate(plan):
@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunebias.schedules import check_sparsity
+from prunebias.training.schedules import check_sparsity
 
 SCOPES = ("global", "layerwise", "random")
 

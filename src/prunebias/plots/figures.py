@@ -1,6 +1,6 @@
 """Figures of the study: metrics against sparsity, ΔBA heatmaps and fairness gaps.
 
-Every figure function is a pure function from one of the aggregated tables (prunebias.aggregate) to a
+Every figure function is a pure function from one of the aggregated tables (prunebias.analysis.aggregate) to a
 matplotlib :class:`~matplotlib.figure.Figure`; :func:`save_figure` and :func:`make_all`
 are the only functions that write files.
 

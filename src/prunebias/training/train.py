@@ -1,7 +1,7 @@
 """Training loop shared by dense training and every pruning method.
 
 A run is described by a *spec* (plain dict, from the config) and an *epoch plan* from
-:func:`prunebias.schedules.method_plan`: at the start of an epoch the plan may recompute the
+:func:`prunebias.training.schedules.method_plan`: at the start of an epoch the plan may recompute the
 masks to a new sparsity, and while an epoch is sparse the masks are reapplied after every
 optimiser step. Dense training is the plan that never prunes.
 
@@ -26,13 +26,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from prunebias import augment
-from prunebias.devices import send
 from prunebias.errors import NonFiniteLossError
 from prunebias.io import RefusedFileError, load_torch, save_torch
-from prunebias.pruning import MaskSet, measured_sparsity
-from prunebias.schedules import eligible_for_selection
 from prunebias.tasks import square_side, task_attributes
+from prunebias.training import augment
+from prunebias.training.devices import send
+from prunebias.training.pruning import MaskSet, measured_sparsity
+from prunebias.training.schedules import eligible_for_selection
 
 CHECKPOINT_FORMAT = 1
 

@@ -1,4 +1,4 @@
-"""The figure of :mod:`prunebias.effects`: changes against dense with their paired bootstrap CIs."""
+"""The figure of :mod:`prunebias.analysis.effects`: changes against dense with their paired bootstrap CIs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from prunebias.figures import format_sparsity_axis, styled
+from prunebias.plots.figures import format_sparsity_axis, styled
 from prunebias.vocabulary import METHOD_LEGENDS
 
 #: Panels, left to right: statistic, y-axis label.

@@ -1,12 +1,12 @@
 """Tables of the controlled experiments: single-label vs joint training, and backdoors.
 
-Pure functions over the aggregated tables (prunebias.aggregate):
+Pure functions over the aggregated tables (prunebias.analysis.aggregate):
 
 - :func:`single_vs_joint`: for every attribute trained alone (task ``single-<attr>``), its
   bias amplification BA(identity, attribute) and the growth with sparsity
   ΔBA = BA_sparse − BA_dense (same seed), next to the same attribute in the joint model.
   The study found joint models less bias-prone; ``dba_diff`` = single − joint.
-- :func:`backdoor_table`: the backdoor metrics (:mod:`prunebias.backdoor`) of every backdoor
+- :func:`backdoor_table`: the backdoor metrics (:mod:`prunebias.analysis.backdoor`) of every backdoor
   task, with the task's attribute, trigger and training fractions as columns.
 - :func:`paired_dba`: the per-seed ΔBA rows behind the single-vs-joint figure.
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prunebias.aggregate import with_dense_delta
-from prunebias.backdoor import METRICS as BACKDOOR_METRICS
+from prunebias.analysis.aggregate import with_dense_delta
+from prunebias.analysis.backdoor import METRICS as BACKDOOR_METRICS
 from prunebias.tasks import JOINT, parse_task
 from prunebias.vocabulary import METRICS_COLUMNS, SUMMARY_COLUMNS
 

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from prunebias import metrics as pm
+from prunebias.analysis import metrics as pm
 
 __all__ = [
     "SCORES",
@@ -871,7 +871,7 @@ def dense_attribute_statistics(
     Parameters
     ----------
     metrics : DataFrame
-        Tidy per-model metrics (:func:`prunebias.metrics.model_metrics`) including the dense models.
+        Tidy per-model metrics (:func:`prunebias.analysis.metrics.model_metrics`) including the dense models.
     train_labels : array-like of bool, shape (n_train, n_attributes)
     train_groups : array-like of bool, shape (n_train, n_identities)
     attributes, identities : sequence of str
@@ -1268,8 +1268,8 @@ def routing_curve(
     deployment needs only the parent, no other dense seed. The control ("random") routes
     round(k · N) random samples per attribute instead (``n_random`` draws, nested over k and
     shared by every seed pair and every call with the same ``seed``, so curves are
-    paired). BA is :func:`prunebias.metrics.bias_amplification`, accuracy
-    :func:`prunebias.metrics.accuracy`.
+    paired). BA is :func:`prunebias.analysis.metrics.bias_amplification`, accuracy
+    :func:`prunebias.analysis.metrics.accuracy`.
 
     Parameters
     ----------
@@ -1287,7 +1287,7 @@ def routing_curve(
         Random-routing draws, averaged (0: no "random" rows).
     seed : int, default 0
     min_positives, min_relative_gap
-        Undefined-BA rules of :func:`prunebias.metrics.bias_amplification`.
+        Undefined-BA rules of :func:`prunebias.analysis.metrics.bias_amplification`.
     min_gap : float, default 1e-3
         See :func:`recovered_fraction`.
 
@@ -1588,7 +1588,7 @@ def criteria_tables(
     seed : int, default 0
         Seeds the bootstraps and the random routing.
     min_positives, min_relative_gap
-        Undefined-BA rules (:func:`prunebias.metrics.bias_amplification`).
+        Undefined-BA rules (:func:`prunebias.analysis.metrics.bias_amplification`).
 
     Returns
     -------

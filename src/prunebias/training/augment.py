@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from prunebias.devices import send
+from prunebias.training.devices import send
 
 MEAN = 0.5
 STD = 0.5

@@ -1,7 +1,7 @@
 """Sparsity schedules and per-method epoch plans: which epochs prune, to what, and which are sparse.
 
 Pure Python (no torch): the workflow checks configs with it before any job runs. The masks
-a plan drives are :mod:`prunebias.pruning`'s.
+a plan drives are :mod:`prunebias.training.pruning`'s.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Training: architectures, augmentation, masks, sparsity schedules, the training loop, devices."""
