@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from prunebias.io import read_metadata, write_text
+from prunebias.validation import require_columns
 from prunebias.vocabulary import METHOD_LABELS, METHODS, MODEL, SETTING, STATISTIC_LABELS
 
 __all__ = [
@@ -180,9 +181,7 @@ class Column:
 def frame_table(frame: pd.DataFrame, columns: Mapping[str, Column], note: str = "") -> Table:
     """A :class:`Table` of the named ``columns`` of ``frame``; numeric columns sort by value."""
     keys = {c.sort for c in columns.values() if c.sort}
-    missing = [c for c in [*columns, *keys] if c not in frame.columns]
-    if missing:
-        raise ValueError(f"frame is missing columns {missing}")
+    require_columns(frame, [*columns, *keys], "frame")
     rows = []
     for record in frame.to_dict("records"):
         row = []
@@ -234,9 +233,7 @@ def seed_curves(
         sorted. Undefined (NaN) values are skipped; a model with none counts no seed.
     """
     need = MODEL + ["seed", "attribute", "identity", "group", "threshold", "metric", "value"]
-    missing = [c for c in need if c not in metrics.columns]
-    if missing:
-        raise ValueError(f"metrics is missing columns {missing}")
+    require_columns(metrics, need, "metrics")
     rows = metrics[(metrics["metric"] == metric) & (metrics["threshold"] == threshold) & (metrics["group"] == "all")]
     rows = rows[rows["identity"] != "all"] if per_identity else rows[rows["identity"] == "all"]
     keys = MODEL + (["identity"] if per_identity else [])
@@ -775,9 +772,7 @@ def key_table(metrics: pd.DataFrame, threshold: str = "default") -> Table:
 def group_gap_table(groups: pd.DataFrame, n: int = GROUP_GAP_ROWS) -> Table:
     """The largest accuracy gaps between identity groups, dense and at the highest sparsity."""
     need = MODEL + ["attribute", "identity", "group_0", "group_1", "gap_points"]
-    missing = [c for c in need if c not in groups.columns]
-    if missing:
-        raise ValueError(f"group gaps table is missing columns {missing}")
+    require_columns(groups, need, "group gaps table")
     top = groups.groupby(SETTING + ["method"])["sparsity"].transform("max")
     # an identity against itself has accuracy 100 / 0 % by construction: not a gap
     rows = groups[
@@ -1040,9 +1035,7 @@ def gallery(samples: pd.DataFrame, identities: Sequence[str]) -> list[dict]:
         "cie_at" [labels of the settings where it is a CIE]}``.
     """
     need = ["attribute", "rank", "id", "label", "method", "sparsity", "probability", "prediction", "cie"]
-    missing = [c for c in need if c not in samples.columns]
-    if missing:
-        raise ValueError(f"susceptible_samples is missing columns {missing}")
+    require_columns(samples, need, "susceptible_samples")
     identities = [g for g in identities if g in samples.columns]
     out = []
     for attribute, rows in samples.groupby("attribute", sort=True):

@@ -9,21 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from prunebias.validation import require_columns
 from prunebias.vocabulary import MODEL as MODEL_KEYS
 from prunebias.vocabulary import ROW as ROW_KEYS
 
 SUMMARY_KEYS = MODEL_KEYS + ROW_KEYS
 
 
-def _check_columns(frame: pd.DataFrame, needed: list[str], name: str) -> None:
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} is missing columns {missing}")
-
-
 def with_dense_delta(metrics: pd.DataFrame) -> pd.DataFrame:
     """Add ``delta``: value minus the dense model's value for the same seed and row keys (NaN for dense rows)."""
-    _check_columns(metrics, SUMMARY_KEYS + ["seed", "value"], "metrics")
+    require_columns(metrics, SUMMARY_KEYS + ["seed", "value"], "metrics")
     same = ["dataset", "task", "arch", "seed"] + ROW_KEYS
     dense = metrics.loc[metrics["method"] == "dense", same + ["value"]].rename(columns={"value": "dense_value"})
     if dense.duplicated(same).any():

@@ -38,6 +38,7 @@ from scipy import stats
 from scipy.special import expit
 
 from prunebias.analysis import metrics as pm
+from prunebias.validation import require_columns
 
 __all__ = [
     "SCORES",
@@ -763,9 +764,7 @@ def headline(sample_criterion: pd.DataFrame) -> pd.DataFrame:
         precision.
     """
     need = ["attribute", "identity", "share_flagged", "recall"]
-    missing = [c for c in need if c not in sample_criterion.columns]
-    if missing:
-        raise ValueError(f"sample_criterion is missing columns {missing}")
+    require_columns(sample_criterion, need, "sample_criterion")
     rows = sample_criterion[(sample_criterion["attribute"] == "all") & (sample_criterion["identity"] == "all")]
     out = rows.drop(columns=["attribute", "identity", "group", "precision", "lift"])
     out = out.rename(columns={"recall": "captured"})
@@ -845,9 +844,7 @@ def precision_recall_curves(
 # --------------------------------------------------------------- attribute criterion
 def _metric_rows(metrics: pd.DataFrame, metric: str, threshold: str) -> pd.DataFrame:
     need = ["method", "sparsity", "seed", "attribute", "identity", "group", "threshold", "metric", "value"]
-    missing = [c for c in need if c not in metrics.columns]
-    if missing:
-        raise ValueError(f"metrics is missing columns {missing}")
+    require_columns(metrics, need, "metrics")
     keep = (metrics["metric"] == metric) & (metrics["threshold"] == threshold) & (metrics["group"] == "all")
     return metrics[keep]
 
@@ -1079,9 +1076,7 @@ def attribute_criterion(
         ("statistics", statistics, ["identity", "attribute", "statistic", "value"]),
         ("delta", delta, ["method", "sparsity", "identity", "attribute", "delta_ba"]),
     ):
-        missing = [c for c in need if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{name} is missing columns {missing}")
+        require_columns(frame, need, name)
     unknown = sorted(set(statistics["statistic"]) - set(STATISTICS))
     if unknown:
         raise ValueError(f"statistics has unknown statistics {unknown}; known: {list(STATISTICS)}")
@@ -1518,11 +1513,7 @@ def _collect_runs(runs) -> tuple[list[str], np.ndarray, dict[tuple[str, float], 
 
 def _labels(index: pd.DataFrame, ids: np.ndarray, attributes: list[str], identities: list[str]):
     """Test labels and groups of ``ids``, and training labels and groups, from the index."""
-    if not isinstance(index, pd.DataFrame):
-        raise ValueError(f"index must be a DataFrame, got {type(index).__name__}")
-    missing = [c for c in ["id", "split"] + attributes + identities if c not in index.columns]
-    if missing:
-        raise ValueError(f"index is missing columns {missing}")
+    require_columns(index, ["id", "split"] + attributes + identities, "index")
     not_bool = [c for c in attributes + identities if index[c].dtype != bool]
     if not_bool:
         raise ValueError(f"index label columns must be bool, not: {not_bool}")

@@ -19,6 +19,7 @@ import pandas as pd
 from prunebias.analysis.aggregate import with_dense_delta
 from prunebias.analysis.backdoor import METRICS as BACKDOOR_METRICS
 from prunebias.tasks import JOINT, parse_task
+from prunebias.validation import require_columns
 from prunebias.vocabulary import METRICS_COLUMNS, SUMMARY_COLUMNS
 
 TRAINING = ("joint", "single-label")
@@ -28,14 +29,6 @@ _BA = "bias_amplification"
 def _kinds(tasks: pd.Series) -> pd.Series:
     """The kind (joint, single, backdoor) of every task name."""
     return tasks.map({name: parse_task(name).kind for name in tasks.unique()})
-
-
-def _check(frame: pd.DataFrame, needed: list[str], name: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{name} must be a DataFrame, got {type(frame).__name__}")
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} is missing columns {missing}")
 
 
 def _single_and_joint(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,7 +48,7 @@ def single_vs_joint(summary: pd.DataFrame) -> pd.DataFrame:
     dba_single − dba_joint. Only settings present in both trainings are kept; an empty
     frame (same columns) when there is no single-label task or no joint task.
     """
-    _check(summary, SUMMARY_COLUMNS, "summary")
+    require_columns(summary, SUMMARY_COLUMNS, "summary")
     single, joint = _single_and_joint(summary)
     keys = ["dataset", "arch", "method", "sparsity", "attribute", "identity", "threshold"]
     cols = {"mean": "ba", "std": "ba_std", "count": "seeds", "delta_mean": "dba", "delta_std": "dba_std"}
@@ -88,7 +81,7 @@ def paired_dba(metrics: pd.DataFrame) -> pd.DataFrame:
     attribute, identity, threshold, value (BA), delta (BA − dense BA of the same seed; 0 for
     the dense model itself, so every curve starts at the dense point).
     """
-    _check(metrics, METRICS_COLUMNS, "metrics")
+    require_columns(metrics, METRICS_COLUMNS, "metrics")
     single, joint = _single_and_joint(metrics)
     rows = with_dense_delta(pd.concat([single, joint], ignore_index=True))
     rows["training"] = np.where(rows["task"] == JOINT, TRAINING[0], TRAINING[1])
@@ -117,7 +110,7 @@ def backdoor_table(summary: pd.DataFrame) -> pd.DataFrame:
     triggered in training), arch, method, sparsity, threshold, metric, mean, std, count,
     delta_mean, delta_std. Empty (same columns) when there is no backdoor task.
     """
-    _check(summary, SUMMARY_COLUMNS, "summary")
+    require_columns(summary, SUMMARY_COLUMNS, "summary")
     rows = summary[summary["metric"].isin(BACKDOOR_METRICS)]
     rows = rows[_kinds(rows["task"]) == "backdoor"]
     tasks = {name: parse_task(name) for name in rows["task"].unique()}

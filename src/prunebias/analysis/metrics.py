@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from prunebias.validation import require_columns
+
 __all__ = [
     "METRICS",
     "accuracy",
@@ -1007,11 +1009,7 @@ def _check_identities(identities) -> list[str]:
 
 
 def _check_index(index: pd.DataFrame, attributes: list[str], identities: list[str]) -> None:
-    if not isinstance(index, pd.DataFrame):
-        raise ValueError(f"index must be a DataFrame, got {type(index).__name__}")
-    missing = [c for c in ("id", "split") if c not in index.columns]
-    if missing:
-        raise ValueError(f"index is missing columns {missing}")
+    require_columns(index, ("id", "split"), "index")
     for what, names in (("attribute", attributes), ("identity", identities)):
         missing = [c for c in names if c not in index.columns]
         if missing:

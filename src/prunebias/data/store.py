@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from prunebias.io import read_metadata, write_parquet
+from prunebias.validation import require_columns
 from prunebias.vocabulary import SPLITS
 
 INDEX_COLUMNS = ("id", "split", "source")
@@ -26,9 +27,7 @@ def attribute_names(index: pd.DataFrame) -> list[str]:
 
 def check_index(index: pd.DataFrame, n_images: int | None = None) -> None:
     """Raise ValueError unless ``index`` follows the contract (columns, splits, dtypes, unique ids)."""
-    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
-    if missing:
-        raise ValueError(f"index is missing columns {missing}")
+    require_columns(index, INDEX_COLUMNS, "index")
     bad_split = set(index["split"]) - set(SPLITS)
     if bad_split:
         raise ValueError(f"index has unknown splits {sorted(bad_split)}; expected {SPLITS}")

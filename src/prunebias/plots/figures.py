@@ -35,6 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from prunebias.io import atomic_path
+from prunebias.validation import require_columns
 from prunebias.vocabulary import FIGURE_FORMATS, METHOD_LEGENDS, METRICS_COLUMNS, MODEL, SETTING, SUMMARY_COLUMNS
 
 __all__ = [
@@ -112,12 +113,9 @@ def _method_order(methods) -> list[str]:
     return known + sorted(set(methods) - set(METHOD_COLORS))
 
 
-def _check_columns(frame, needed: list[str], name: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{name} must be a DataFrame, got {type(frame).__name__}")
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} is missing columns {missing}")
+def _check_table(frame, needed: list[str], name: str) -> None:
+    """A table with the columns and at least one row."""
+    require_columns(frame, needed, name)
     if frame.empty:
         raise ValueError(f"{name} has no rows")
 
@@ -260,7 +258,7 @@ def accuracy_auc(metrics: pd.DataFrame, threshold: str = "default", errorbar="sd
         Threshold kind of the accuracy (AUC does not depend on it).
     errorbar : seaborn errorbar spec over seeds ("sd", "se", ("ci", 95)) or None.
     """
-    _check_columns(metrics, METRICS_COLUMNS, "metrics")
+    _check_table(metrics, METRICS_COLUMNS, "metrics")
     _check_choice(threshold, THRESHOLD_STYLES, "threshold")
     panels = {
         "accuracy": ("Accuracy", "accuracy\n(mean over attributes)"),
@@ -280,7 +278,7 @@ def uncertainty_interdependence(
     rare-value ratio) draw one line style per threshold kind; the threshold-free ones
     (uncertainty, ECE) one line per method.
     """
-    _check_columns(metrics, METRICS_COLUMNS, "metrics")
+    _check_table(metrics, METRICS_COLUMNS, "metrics")
     thresholds = _check_thresholds(thresholds)
     panels = {
         "uncertainty": ("Uncertainty", "share of outputs\nwith 0.1 < p < 0.9"),
@@ -336,7 +334,7 @@ def bias_amplification(
     is one row of panels per listed attribute instead. A panel without any defined BA
     says "undefined".
     """
-    _check_columns(metrics, METRICS_COLUMNS, "metrics")
+    _check_table(metrics, METRICS_COLUMNS, "metrics")
     thresholds = _check_thresholds(thresholds)
     ba = metrics[metrics["metric"] == "bias_amplification"]
     if ba.empty:
@@ -380,7 +378,7 @@ def group_gaps(metrics: pd.DataFrame, threshold: str = "default", errorbar="sd")
     (the FNR gap equals ``equal_opportunity_diff``), then averaged over attributes.
     Rows: FNR gap, FPR gap; columns: identities.
     """
-    _check_columns(metrics, METRICS_COLUMNS, "metrics")
+    _check_table(metrics, METRICS_COLUMNS, "metrics")
     _check_choice(threshold, THRESHOLD_STYLES, "threshold")
     rates = {"group_fnr": "false-negative rate", "group_fpr": "false-positive rate"}
     rows = metrics[
@@ -417,7 +415,7 @@ def dba_heatmap(summary: pd.DataFrame, threshold: str = "default") -> Figure:
     panels, diverging and centred at 0 (red: more bias than the dense model); grey cells
     are undefined BA.
     """
-    _check_columns(summary, SUMMARY_COLUMNS, "summary")
+    _check_table(summary, SUMMARY_COLUMNS, "summary")
     _check_choice(threshold, THRESHOLD_STYLES, "threshold")
     ba = summary[
         (summary["metric"] == "bias_amplification")

@@ -45,6 +45,7 @@ from prunebias.plots.figures import (
     sparsity_label,
     styled,
 )
+from prunebias.validation import require_columns
 from prunebias.vocabulary import CRITERIA_FIGURES as FIGURE_TABLES
 from prunebias.vocabulary import METHOD_LEGENDS, SETTING, STATISTIC_LABELS
 
@@ -85,11 +86,7 @@ def _table(frame, needed: Sequence[str], name: str) -> pd.DataFrame | None:
     """``frame`` if it has rows; None when it is None or empty; ValueError when it breaks the contract."""
     if frame is None:
         return None
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{name} must be a DataFrame, got {type(frame).__name__}")
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{name} is missing columns {missing}")
+    require_columns(frame, needed, name)
     return frame if len(frame) else None
 
 

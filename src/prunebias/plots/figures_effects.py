@@ -7,7 +7,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from prunebias.plots.figures import format_sparsity_axis, styled
-from prunebias.vocabulary import METHOD_LEGENDS
+from prunebias.validation import require_columns
+from prunebias.vocabulary import METHOD_LEGENDS, SETTING
 
 #: Panels, left to right: statistic, y-axis label.
 PANELS = (
@@ -26,22 +27,11 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
     BA has one line per identity (legend: identity and its number of stable pairs at the
     curve's sparsities); the others are means over attributes.
     """
-    missing = {
-        "dataset",
-        "task",
-        "arch",
-        "method",
-        "sparsity",
-        "statistic",
-        "identity",
-        "delta",
-        "ci_low",
-        "ci_high",
-        "pairs",
-        "threshold",
-    } - set(table.columns)
-    if missing:
-        raise ValueError(f"effects table is missing columns {sorted(missing)}")
+    require_columns(
+        table,
+        [*SETTING, "method", "sparsity", "statistic", "identity", "delta", "ci_low", "ci_high", "pairs", "threshold"],
+        "effects table",
+    )
     data = table[table["threshold"] == threshold]
     curves = list(data[["dataset", "task", "arch", "method"]].drop_duplicates().itertuples(index=False, name=None))
     fig = Figure(figsize=(3.4 * len(PANELS) + 1.6, 2.9 * max(1, len(curves)) + 0.6), layout="constrained")

@@ -27,6 +27,7 @@ from prunebias.plots.figures import (
     styled,
 )
 from prunebias.tasks import parse_task
+from prunebias.validation import require_columns
 from prunebias.vocabulary import METHOD_LEGENDS, METHODS, METRICS_COLUMNS
 
 __all__ = ["backdoor", "single_vs_joint"]
@@ -90,12 +91,7 @@ def _legend(
 
 
 def _check(metrics: pd.DataFrame) -> None:
-    needed = METRICS_COLUMNS
-    if not isinstance(metrics, pd.DataFrame):
-        raise ValueError(f"metrics must be a DataFrame, got {type(metrics).__name__}")
-    missing = [c for c in needed if c not in metrics.columns]
-    if missing:
-        raise ValueError(f"metrics is missing columns {missing}")
+    require_columns(metrics, METRICS_COLUMNS, "metrics")
     unknown = set(metrics["threshold"]) - set(THRESHOLD_STYLES)
     if unknown:
         raise ValueError(f"metrics has unknown threshold kinds {sorted(unknown)}")
