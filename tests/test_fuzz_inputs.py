@@ -35,6 +35,7 @@ from prunebias.data import celeba, store
 from prunebias.data.celeba import ATTR_FILE, PARTITION_FILE, CelebAError
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import METADATA_KEY, read_predictions, write_parquet
+from workflow_utils import ANALYSIS_SETTINGS as SETTINGS
 from workflow_utils import prepared_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -473,13 +474,6 @@ def test_nan_and_inf_numbers_are_refused_naming_the_key():
 
 
 # ================================================================= predictions -> metrics
-SETTINGS = {
-    "identities": ["Male", "Young"],
-    "ba_min_positives": 2,
-    "ba_min_relative_gap": 0.1,
-    "uncertainty_band": [0.1, 0.9],
-    "ece_bins": 10,
-}
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import save_torch
 from prunebias.training.train import NonFiniteLossError, load_checkpoint
 from workflow_utils import (
+    ANALYSIS_SETTINGS,
     TINY_CONFIG,
     assert_fails_before_any_job,
     prepared_files,
@@ -442,19 +443,12 @@ def test_every_artifact_is_renamed_into_place(tmp_path, monkeypatch):
             {s: tmp_path / "pred" / run / f"{s}.parquet" for s in ("valid", "test")},
             device="cpu",
         )
-        settings = {
-            "identities": ["Male", "Young"],
-            "ba_min_positives": 2,
-            "ba_min_relative_gap": 0.1,
-            "uncertainty_band": [0.1, 0.9],
-            "ece_bins": 10,
-        }
         jobs.model_metrics(
             data / "index.parquet",
             tmp_path / "pred" / run / "valid.parquet",
             tmp_path / "pred" / run / "test.parquet",
             tmp_path / "metrics" / f"{run}.parquet",
-            settings,
+            ANALYSIS_SETTINGS,
         )
     check(tmp_path / "pred")
     check(tmp_path / "metrics")

@@ -8,11 +8,9 @@ import pytest
 import torch
 
 from prunebias.io import read_predictions
-from workflow_utils import TINY_CONFIG, assert_fails_before_any_job, planned_jobs, snakemake, write_config
+from workflow_utils import EXPENSIVE, TINY_CONFIG, assert_fails_before_any_job, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
-
-EXPENSIVE = {"prepare", "train_dense", "prune", "predict"}
 
 
 @pytest.fixture(scope="module")

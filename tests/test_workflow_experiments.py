@@ -13,6 +13,7 @@ import torch
 
 from prunebias.io import read_predictions
 from workflow_utils import (
+    EXPENSIVE,
     TINY_CONFIG,
     assert_fails_before_any_job,
     install_package,
@@ -163,7 +164,6 @@ ANALYSIS_COMMANDS = {
     "experiment_backdoor": "experiment",
     "audit_report": "report",
 }
-EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "prune", "predict"}
 
 
 def test_editing_a_module_reruns_exactly_the_rules_that_run_it(finished, package):

@@ -14,6 +14,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
+# The rules that train, prune, predict or make data: no analysis edit may schedule one.
+EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "prune", "predict"}
+# The analysis settings the stage-level tests pass to jobs.model_metrics.
+ANALYSIS_SETTINGS = {
+    "identities": ["Male", "Young"],
+    "ba_min_positives": 2,
+    "ba_min_relative_gap": 0.1,
+    "uncertainty_band": [0.1, 0.9],
+    "ece_bins": 10,
+}
 # The tiny config of the workflow tests; the tests change copies of it.
 TINY_CONFIG = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
 

@@ -20,6 +20,7 @@ from prunebias.config import (
     unknown_keys,
 )
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
+from prunebias.report import DEFAULT_TEMPLATE
 from prunebias.vocabulary import CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
 from prunebias.tasks import (
     JOINT,
@@ -297,7 +298,7 @@ def design_outputs():
 
 
 # ---------------------------------------------------------------- report (report.smk)
-REPORT_TEMPLATE = str(package_root() / "prunebias" / "templates" / "audit_report.html.j2")
+REPORT_TEMPLATE = str(DEFAULT_TEMPLATE)
 CAPTIONS = sorted(str(p) for p in (Path(workflow.basedir) / "reports" / "captions").rglob("*.rst"))
 
 
