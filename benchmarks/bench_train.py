@@ -35,6 +35,7 @@ from torch import nn
 
 from prunebias.data import celeba
 from prunebias.data.celeba_format import write_mini_celeba
+from prunebias.settings import Optimizer
 from prunebias.training.models import build_model
 from prunebias.training.train import (
     TensorData,
@@ -50,7 +51,8 @@ from prunebias.training.train import (
 CELEBA_TRAIN = 162_770
 N_ATTR = 40
 OFFICIAL_SIZE = (178, 218)  # (width, height) of img_align_celeba
-SGD = {"name": "sgd", "lr": 0.256, "momentum": 0.875, "weight_decay": 3.0517578e-5}  # SPEC recipe
+# The study's recipe (SPEC.md), with the momentum reset of its trainer.
+SGD = Optimizer("sgd", lr=0.256, momentum=0.875, weight_decay=3.0517578e-5, nesterov=False, reset_momentum=True)
 
 
 def parse_args() -> argparse.Namespace:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -48,3 +49,31 @@ def test_padding_brings_zeros_and_same_generator_same_result():
     b = augment.random_crop_flip(x, 6, 2, True, torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
     assert (a == 0).any()
+
+
+@pytest.mark.parametrize(
+    "height, width, side",
+    # round(sqrt(0.02 * H * W)), worked by hand: 16² -> sqrt(5.12) = 2.26; 17² -> 2.40;
+    # 32² -> 4.53; 33×47 -> sqrt(31.02) = 5.57; 64² -> 9.05; 218×178 -> 27.86; 224² -> 31.68
+    [(16, 16, 2), (17, 17, 2), (32, 32, 5), (33, 47, 6), (64, 64, 9), (218, 178, 28), (224, 224, 32)],
+)
+def test_yellow_square_placement_and_colour(height, width, side):
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 200, (3, height, width, 3), dtype=np.uint8))  # never pure yellow
+    before = images.clone()
+    out = augment.yellow_square(images, torch.tensor([True, True, False])).numpy()
+    assert augment.square_side(height, width) == side
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    assert (out[:2, :side, :side] == [255, 255, 0]).all()
+    # Nothing outside the top-left square (nor an unmarked image) changes, and the input is left alone.
+    outside = np.ones((height, width), dtype=bool)
+    outside[:side, :side] = False
+    assert (out[:, outside] == images.numpy()[:, outside]).all()
+    assert (out[2] == images.numpy()[2]).all()
+    assert torch.equal(images, before)
+    assert abs(side**2 / (height * width) - 0.02) < 0.008
+
+
+def test_square_area_is_2_percent_at_large_resolutions():
+    for size in (128, 178, 256, 512, 1024):
+        assert augment.square_side(size, size) ** 2 / size**2 == pytest.approx(0.02, rel=0.05)

@@ -40,7 +40,7 @@ def test_triggered_and_clean_accuracy_by_hand():
 
 
 def test_input_checks():
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="pred, labels and triggered must have the same shape"):
         backdoor_bias_amplification(PRED, LABELS[:-1], TRIGGERED)
     with pytest.raises(ValueError, match="boolean"):
         trigger_accuracies([0.5] * 8, LABELS, TRIGGERED)

@@ -106,3 +106,18 @@ def test_schema_errors_name_the_dotted_key(config):
         messages
     )
     assert any(m.startswith("train.epochs: 'ten' is not of type 'integer'") for m in messages), messages
+
+
+def test_epoch_counts_are_capped_before_any_plan_is_built(config):
+    # Found by the config fuzzer: 3e10 experiment epochs made check_experiments build a
+    # per-epoch plan until memory ran out. The schema refuses it, naming the key.
+    from prunebias.config import schema_errors
+
+    config.setdefault("experiments", {}).setdefault("single_label", {})["epochs"] = 30_311_463_856
+    config["train"]["epochs"] = 10_001
+    messages = schema_errors(config, SCHEMA)
+    assert any(
+        m.startswith("experiments.single_label.epochs: 30311463856 is greater than the maximum of 10000")
+        for m in messages
+    ), messages
+    assert any(m.startswith("train.epochs: 10001 is greater than the maximum of 10000") for m in messages), messages

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.analysis import effects, metrics
+from prunebias.analysis import dependence, effects, metrics
 
 ATTRS = ["Male", "a", "b", "c"]
 IDENT = ["Male"]
@@ -49,7 +49,7 @@ def test_paired_effects_point_estimates_are_the_per_model_metrics():
     u = ((probs > 0.1) & (probs < 0.9)).mean(axis=(1, 2))
     assert unc["value"] == pytest.approx(u[(models.method == "gmp") & (models.sparsity == 0.5)].mean())
     inter = table[(table["statistic"] == "interdependence") & (table["sparsity"] == 0.9)].iloc[0]
-    i = np.array([np.nanmean(metrics.interdependence(p)) for p in preds])
+    i = np.array([np.nanmean(dependence.interdependence(p)) for p in preds])
     assert inter["dense"] == pytest.approx(i[models.method == "dense"].mean())
 
 

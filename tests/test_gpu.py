@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from prunebias.settings import Optimizer
 from prunebias.training import devices
 from prunebias.training.models import build_model
 from prunebias.training.pruning import MaskSet
@@ -28,7 +29,7 @@ def test_training_steps_never_wait_for_the_gpu():
     data = tensor_data(CUDA)
     model = model_to(build_model("small_cnn", 5, 16), CUDA)
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
-    optimizer = make_optimizer(model.parameters(), {"name": "sgd", "lr": 0.01, "momentum": 0.9}, CUDA)
+    optimizer = make_optimizer(model.parameters(), Optimizer("sgd", 0.01, 0.9, 0.0, False, False), CUDA)
     masks = MaskSet.from_model(model, 0.5)
     loss_fn = nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(0)

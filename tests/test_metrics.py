@@ -11,7 +11,6 @@ from fairlearn.metrics import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sklearn.linear_model import LinearRegression
 from sklearn.metrics import roc_auc_score
 
 from prunebias.analysis import metrics as m
@@ -116,33 +115,6 @@ def test_ece_puts_probability_one_in_the_last_bin():
     z = col(1000.0, 1000.0, logit(0.95))  # p = 1, 1, 0.95 share bin [0.9, 1]
     # one bin of 3 samples: |mean p - mean y| = |(1 + 1 + 0.95) / 3 - 1| = 0.05 / 3
     np.testing.assert_allclose(m.ece(z, col(T, T, T)), [0.05 / 3])
-
-
-def test_interdependence_hand_computed():
-    a = [T, T, F, F]
-    b = [T, F, T, F]  # uncorrelated with a
-    pred = np.array([a, b, a]).T  # third column duplicates the first
-    np.testing.assert_allclose(m.interdependence(pred), [1.0, 0.0, 1.0], atol=1e-12)
-
-
-def test_interdependence_undefined_cases():
-    varying = [T, F, T, F]
-    assert np.isnan(m.interdependence(col(*varying))).all()  # nothing to regress on
-    r2 = m.interdependence(np.array([varying, [F] * 4, [T] * 4]).T)
-    assert r2[0] == 0.0  # only constant others: intercept-only fit
-    assert np.isnan(r2[1:]).all()  # constant predictions: no variance to explain
-
-
-def test_interdependence_matches_sklearn_linear_regression():
-    rng = np.random.default_rng(1)
-    x = rng.random((400, 6)) < [0.05, 0.2, 0.5, 0.7, 0.3, 0.1]
-    x[:, 4] = ~x[:, 0]  # exact collinearity must not break the fit
-    x[:, 5] = x[:, 1] ^ (rng.random(400) < 0.02)
-    expected = []
-    for j in range(6):
-        others = np.delete(x, j, axis=1).astype(float)
-        expected.append(LinearRegression().fit(others, x[:, j]).score(others, x[:, j]))
-    np.testing.assert_allclose(m.interdependence(x), expected, atol=1e-9)
 
 
 def test_rare_value_ratio_picks_the_rare_value_from_training():
@@ -279,21 +251,24 @@ def test_bias_amplification_within_minus_one_and_one(data, n, n_attr, n_ident):
 def test_group_rates_and_gaps_hand_computed():
     pred = col(T, T, T, T, T, F, F, F)
     # g=1 (rows 0-3): y = 1 1 0 0, ŷ = 1 1 1 1; g=0 (rows 4-7): y = 1 1 0 0, ŷ = 1 0 0 0
-    np.testing.assert_allclose(m.group_positive_rate(pred, G_TEST)[0, :, 0], [0.25, 1.0])
-    np.testing.assert_allclose(m.group_fpr(pred, Y_TEST, G_TEST)[0, :, 0], [0.0, 1.0])
-    np.testing.assert_allclose(m.group_fnr(pred, Y_TEST, G_TEST)[0, :, 0], [0.5, 0.0])
-    np.testing.assert_allclose(m.group_accuracy(pred, Y_TEST, G_TEST)[0, :, 0], [0.75, 0.5])
-    assert m.demographic_parity_diff(pred, G_TEST)[0, 0] == pytest.approx(0.75)
-    assert m.equal_opportunity_diff(pred, Y_TEST, G_TEST)[0, 0] == pytest.approx(0.5)
-    assert m.equalized_odds_diff(pred, Y_TEST, G_TEST)[0, 0] == pytest.approx(1.0)
+    rates, gaps = m.group_rates(pred, Y_TEST, G_TEST), m.fairness_gaps(pred, Y_TEST, G_TEST)
+    np.testing.assert_allclose(rates["group_positive_rate"][0, :, 0], [0.25, 1.0])
+    np.testing.assert_allclose(rates["group_fpr"][0, :, 0], [0.0, 1.0])
+    np.testing.assert_allclose(rates["group_fnr"][0, :, 0], [0.5, 0.0])
+    np.testing.assert_allclose(rates["group_accuracy"][0, :, 0], [0.75, 0.5])
+    assert gaps["demographic_parity_diff"][0, 0] == pytest.approx(0.75)
+    assert gaps["equal_opportunity_diff"][0, 0] == pytest.approx(0.5)
+    assert gaps["equalized_odds_diff"][0, 0] == pytest.approx(1.0)
 
 
 def test_group_rates_undefined_without_positives():
     labels = col(T, T, F, F, F, F, F, F)  # group g=0 has no positives
-    assert np.isnan(m.group_fnr(PRED, labels, G_TEST)[0, 0, 0])
-    assert np.isnan(m.equal_opportunity_diff(PRED, labels, G_TEST)[0, 0])
-    assert np.isnan(m.equalized_odds_diff(PRED, labels, G_TEST)[0, 0])
-    assert not np.isnan(m.group_fpr(PRED, labels, G_TEST)).any()
+    rates, gaps = m.group_rates(PRED, labels, G_TEST), m.fairness_gaps(PRED, labels, G_TEST)
+    assert np.isnan(rates["group_fnr"][0, 0, 0])
+    assert np.isnan(gaps["equal_opportunity_diff"][0, 0])
+    assert np.isnan(gaps["equalized_odds_diff"][0, 0])
+    assert not np.isnan(rates["group_fpr"]).any()
+    assert not np.isnan(gaps["demographic_parity_diff"]).any()
 
 
 def test_fairness_gaps_agree_with_fairlearn():
@@ -302,10 +277,11 @@ def test_fairness_gaps_agree_with_fairlearn():
     labels = rng.random((n, 3)) < [0.2, 0.5, 0.7]
     pred = labels ^ (rng.random((n, 3)) < [0.1, 0.3, 0.2])
     groups = rng.random((n, 2)) < [0.3, 0.6]
+    gaps = m.fairness_gaps(pred, labels, groups)
     ours = {
-        "dp": m.demographic_parity_diff(pred, groups),
-        "eo": m.equal_opportunity_diff(pred, labels, groups),
-        "eodds": m.equalized_odds_diff(pred, labels, groups),
+        "dp": gaps["demographic_parity_diff"],
+        "eo": gaps["equal_opportunity_diff"],
+        "eodds": gaps["equalized_odds_diff"],
     }
     for g in range(2):
         for a in range(3):
@@ -382,6 +358,15 @@ def test_model_metrics_schema():
     assert len(out) == 2 * per_kind
     assert not out.duplicated(["attribute", "identity", "group", "threshold", "metric"]).any()
     all_metrics = {name for names in m.METRICS.values() for name in names}
+    # The study's metrics (README, "What is measured"), written out: METRICS cannot lose one.
+    assert m.METRICS == {
+        "attribute": (
+            "accuracy", "auc", "positive_rate", "uncertainty", "interdependence", "identity_dependence", "ece",
+            "rare_value_ratio",
+        ),
+        "identity": ("bias_amplification", "demographic_parity_diff", "equal_opportunity_diff", "equalized_odds_diff"),
+        "group": ("group_positive_rate", "group_fpr", "group_fnr", "group_accuracy"),
+    }  # fmt: skip
     for kind in ("default", "calibrated"):
         assert set(out.loc[out["threshold"] == kind, "metric"]) == all_metrics
     attr_rows = out["metric"].isin(m.METRICS["attribute"])
@@ -420,7 +405,7 @@ def test_model_metrics_matches_the_array_functions():
     for j, a in enumerate(attrs):
         assert value(out, "accuracy", a, "calibrated") == m.accuracy(pred, y_test)[j]
         assert value(out, "auc", a, "calibrated") == m.auc(z_test, y_test)[j]
-        fnr = m.group_fnr(pred, y_test, groups)[1, 1, j]  # identity Young, group "1"
+        fnr = m.group_rates(pred, y_test, groups)["group_fnr"][1, 1, j]  # identity Young, group "1"
         assert value(out, "group_fnr", a, "calibrated", "Young", "1") == fnr
     assert np.isnan(value(out, "bias_amplification", "Male", identity="Male"))
 

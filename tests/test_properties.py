@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
+from prunebias.analysis import dependence
 from prunebias.analysis import metrics as m
 from prunebias.training.pruning import MaskSet, measured_sparsity
 
@@ -50,18 +51,13 @@ def all_metrics(d):
         "auc": m.auc(z, y),
         "uncertainty": m.uncertainty(z),
         "ece": m.ece(z, y, 5),
-        "interdependence": m.interdependence(pred),
+        "interdependence": dependence.interdependence(pred),
         "rare_value_ratio": m.rare_value_ratio(pred, y, d["y_train"]),
         "bias_amplification": m.bias_amplification(
             pred, y, g, d["y_train"], d["g_train"], **names, min_positives=1, min_relative_gap=0.0
         ),
-        "group_positive_rate": m.group_positive_rate(pred, g),
-        "group_fpr": m.group_fpr(pred, y, g),
-        "group_fnr": m.group_fnr(pred, y, g),
-        "group_accuracy": m.group_accuracy(pred, y, g),
-        "demographic_parity_diff": m.demographic_parity_diff(pred, g),
-        "equal_opportunity_diff": m.equal_opportunity_diff(pred, y, g),
-        "equalized_odds_diff": m.equalized_odds_diff(pred, y, g),
+        **m.group_rates(pred, y, g),
+        **m.fairness_gaps(pred, y, g),
     }
 
 

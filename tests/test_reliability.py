@@ -23,12 +23,13 @@ import pytest
 import torch
 from torch import nn
 
-import prunebias.training.train as train_module
+import prunebias.training.checkpoint as checkpoint_module
 from prunebias import cli, jobs
 from prunebias.data import store
 from prunebias.data.celeba_format import write_mini_celeba
 from prunebias.io import save_torch
-from prunebias.training.train import NonFiniteLossError, load_checkpoint
+from prunebias.training.checkpoint import load_checkpoint
+from prunebias.training.train import NonFiniteLossError
 from workflow_utils import (
     ANALYSIS_SETTINGS,
     TINY_CONFIG,
@@ -36,6 +37,7 @@ from workflow_utils import (
     prepared_files,
     snakemake,
     snakemake_command,
+    train_spec,
     write_config,
 )
 
@@ -244,7 +246,9 @@ class FlakyLoss(nn.BCEWithLogitsLoss):
 
 
 def train(data, out, spec=SPEC, run=RUN, parent=None):
-    jobs.train(*prepared_files(data), out / "model.pt", out / "log.parquet", spec, run, parent=parent, device="cpu")
+    jobs.train(
+        *prepared_files(data), out / "model.pt", out / "log.parquet", train_spec(spec), run, parent=parent, device="cpu"
+    )
     return load_checkpoint(out / "model.pt"), pd.read_parquet(out / "log.parquet")
 
 
@@ -264,7 +268,7 @@ def record_saves(monkeypatch, crash_at=None):
         if crash_at is not None and saves[-1][0] == crash_at:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "save_torch", save)
+    monkeypatch.setattr(checkpoint_module, "save_torch", save)
     return saves
 
 
@@ -291,7 +295,7 @@ def test_nonfinite_retry_restarts_the_last_good_epoch_with_a_lower_lr(tiny_data,
     with pytest.raises(KeyboardInterrupt):
         train(tiny_data, tmp_path / "cut")
     FlakyLoss.armed = False
-    monkeypatch.setattr(train_module, "save_torch", save_torch)
+    monkeypatch.setattr(checkpoint_module, "save_torch", save_torch)
     resumed, resumed_log = train(tiny_data, tmp_path / "cut")
     assert "resumed from" in capsys.readouterr().err
     assert resumed_log["lr"].tolist() == pytest.approx([0.05, 0.005, 0.005])
@@ -332,7 +336,7 @@ def test_pruning_resumes_bit_identically(tiny_data, tiny_model, tmp_path, monkey
     record_saves(monkeypatch, crash_at=crash_at)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_data, tmp_path / "cut", spec, run, parent)
-    monkeypatch.setattr(train_module, "save_torch", save_torch)
+    monkeypatch.setattr(checkpoint_module, "save_torch", save_torch)
     resumed, resumed_log = train(tiny_data, tmp_path / "cut", spec, run, parent)
     assert weights_equal(resumed, full) and resumed["selected_epoch"] == full["selected_epoch"]
     assert all(torch.equal(resumed["masks"][k], full["masks"][k]) for k in full["masks"])
@@ -345,7 +349,7 @@ def test_resume_state_of_other_settings_is_ignored(tiny_data, tmp_path, monkeypa
     record_saves(monkeypatch, crash_at=2)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_data, tmp_path / "cut")  # lr 0.05, killed after epoch 2
-    monkeypatch.setattr(train_module, "save_torch", save_torch)
+    monkeypatch.setattr(checkpoint_module, "save_torch", save_torch)
     capsys.readouterr()
     # The user lowers the lr and reruns: the old epochs must not be reused.
     changed, log = train(tiny_data, tmp_path / "cut", {**SPEC, "optimizer": {"name": "sgd", "lr": 0.02}})
@@ -423,14 +427,19 @@ def test_every_artifact_is_renamed_into_place(tmp_path, monkeypatch):
     check(tmp_path / "celeba")
     spec = {**SPEC, "epochs": 1}
     jobs.train(
-        *prepared_files(data), tmp_path / "dense/model.pt", tmp_path / "dense/log.parquet", spec, RUN, device="cpu"
+        *prepared_files(data),
+        tmp_path / "dense/model.pt",
+        tmp_path / "dense/log.parquet",
+        train_spec(spec),
+        RUN,
+        device="cpu",
     )
     check(tmp_path / "dense")
     jobs.train(
         *prepared_files(data),
         tmp_path / "pruned/model.pt",
         tmp_path / "pruned/log.parquet",
-        {**spec, "optimizer": {"name": "adam", "lr": 1e-3}},
+        train_spec({**spec, "optimizer": {"name": "adam", "lr": 1e-3}}),
         {**RUN, "method": "oneshot", "target_sparsity": 0.5},
         parent=tmp_path / "dense/model.pt",
         device="cpu",
@@ -466,7 +475,12 @@ def test_every_artifact_is_renamed_into_place(tmp_path, monkeypatch):
 def tiny_model(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
     jobs.train(
-        *prepared_files(tiny_data), out / "model.pt", out / "log.parquet", {**SPEC, "epochs": 1}, RUN, device="cpu"
+        *prepared_files(tiny_data),
+        out / "model.pt",
+        out / "log.parquet",
+        train_spec({**SPEC, "epochs": 1}),
+        RUN,
+        device="cpu",
     )
     return out / "model.pt"
 
@@ -547,7 +561,7 @@ def test_pruning_from_a_parent_of_another_arch(tiny_data, tiny_model, tmp_path, 
         "--log",
         str(out / "log.parquet"),
         "--spec",
-        json.dumps({**SPEC, "epochs": 1}),
+        json.dumps(train_spec({**SPEC, "epochs": 1}).to_json()),
         "--run",
         json.dumps(run),
         "--parent",

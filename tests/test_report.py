@@ -1,4 +1,4 @@
-"""Tests of prunebias.report: generated sentences, tables, gallery, and the rendered file.
+"""Tests of the prunebias.report package: generated sentences, tables, gallery, and the rendered file.
 
 Synthetic metric tables are built so that every number in a sentence is known by hand:
 per model and attribute the value is a function of sparsity plus offsets that cancel over
@@ -17,10 +17,24 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from prunebias import report
 from prunebias.analysis import criteria
 from prunebias.data import store
 from prunebias.io import save_array, write_parquet
+from prunebias.report.captions import caption_html, figure_entry, figure_files
+from prunebias.report.context import report_context
+from prunebias.report.curves import seed_curves
+from prunebias.report.gallery import attach_thumbnails, gallery, thumbnail
+from prunebias.report.render import DEFAULT_TEMPLATE, MAX_REPORT_BYTES, build_report, read_benchmarks
+from prunebias.report.runs import compute_table
+from prunebias.report.sentences import (
+    accuracy_sentence,
+    calibration_sentence,
+    change_sentence,
+    findings,
+    predictor_sentence,
+    routing_sentence,
+)
+from prunebias.report.tables import Table, key_table
 
 SETTING = {"dataset": "synth", "task": "joint", "arch": "cnn"}
 SPARSITIES = [0.5, 0.9, 0.99]
@@ -30,7 +44,7 @@ IDENTITIES = ["Male", "Young"]
 ATTR_OFFSET = dict(zip(ATTRIBUTES, [-0.002, 0.002, -0.001, 0.001]))
 SEED_OFFSET = {1: -0.001, 2: 0.001}
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = report.DEFAULT_TEMPLATE
+TEMPLATE = DEFAULT_TEMPLATE
 CAPTIONS = REPO / "reports" / "captions"
 
 
@@ -78,7 +92,7 @@ def make_metrics(ba_rise: float = 0.0, acc_drop: float = 0.0, methods=("gmp",), 
 
 
 def sentences_of(metrics, tables=None) -> list[str]:
-    return [s for f in report.findings(metrics, tables or {}) for s in f["sentences"]]
+    return [s for f in findings(metrics, tables or {}) for s in f["sentences"]]
 
 
 # ------------------------------------------------------------------ sentences follow the numbers
@@ -140,28 +154,28 @@ def test_uncertainty_sentence_reads_the_numbers():
 
 def test_accuracy_sentence_cases():
     s = pd.Series([0.91, 0.88, 0.80], index=[0.5, 0.9, 0.99])
-    assert report.accuracy_sentence(0.9, s, "gmp") == (
+    assert accuracy_sentence(0.9, s, "gmp") == (
         "Accuracy stays within 0.5 points of dense up to 50% sparsity (GMP); at 90% it drops by 2.0 points "
         "(90.0% → 88.0%), and by 10.0 points at 99%."
     )
-    assert report.accuracy_sentence(0.95, s, "acdc") == (
+    assert accuracy_sentence(0.95, s, "acdc") == (
         "Accuracy drops by 4.0 points already at 50% sparsity (AC/DC) (95.0% → 91.0%), and by 15.0 points at 99%."
     )
-    assert "cannot be compared" in report.accuracy_sentence(np.nan, s, "gmp")
+    assert "cannot be compared" in accuracy_sentence(np.nan, s, "gmp")
     dip = pd.Series([0.88, 0.899], index=[0.5, 0.9])
-    assert report.accuracy_sentence(0.9, dip, "gmp").endswith(", but is back within 0.5 points at 90% (89.9%).")
+    assert accuracy_sentence(0.9, dip, "gmp").endswith(", but is back within 0.5 points at 90% (89.9%).")
     # the tolerance is a parameter: 2 points keeps 90 %
-    assert "up to 90% sparsity" in report.accuracy_sentence(0.9, s, "gmp", tolerance=2.0)
+    assert "up to 90% sparsity" in accuracy_sentence(0.9, s, "gmp", tolerance=2.0)
 
 
 def test_change_sentence_falls_and_names_the_peak():
     s = pd.Series([0.2, 0.05, 0.03], index=[0.8, 0.95, 0.995])
-    text = report.change_sentence("BA", 0.05, s, "oneshot", tolerance=0.01)
+    text = change_sentence("BA", 0.05, s, "oneshot", tolerance=0.01)
     assert (
         text
         == "BA falls from 0.050 (dense) to 0.030 at 99.5% sparsity (one-shot); the largest change is at 80% (0.200)."
     )
-    assert "undefined" in report.change_sentence("BA", 0.05, pd.Series([np.nan], index=[0.9]), "gmp", 0.01)
+    assert "undefined" in change_sentence("BA", 0.05, pd.Series([np.nan], index=[0.9]), "gmp", 0.01)
 
 
 # ------------------------------------------------------------------ criteria sentences
@@ -343,7 +357,7 @@ def test_criteria_sentences_read_the_tables():
 def test_calibration_sentence_when_pruning_lowers_bias():
     c = make_criteria()["countermeasures"]
     c.loc[c["metric"] == "bias_amplification", ["sparse", "recovered"]] = [0.005, -2.0]
-    text = report.calibration_sentence(c, "gmp")
+    text = calibration_sentence(c, "gmp")
     assert text.startswith(
         "Pruning lowers BA at 99% (GMP), so there is no increase for calibrated thresholds to remove"
     )
@@ -352,13 +366,13 @@ def test_calibration_sentence_when_pruning_lowers_bias():
 def test_predictor_sentence_warns_when_the_interval_includes_zero():
     a = make_criteria()["attribute_criterion"]
     a.loc[a["statistic"] == "uncertainty", "spearman_low"] = -0.1
-    assert "the interval includes 0, so this is not a reliable ranking" in report.predictor_sentence(a, "gmp")
+    assert "the interval includes 0, so this is not a reliable ranking" in predictor_sentence(a, "gmp")
 
 
 def test_routing_sentence_when_routing_makes_it_worse():
     r = make_criteria()["routing_curve"]
     r.loc[(r["routing"] == "susceptible") & (r["fraction"] == 0.1), "recovered"] = -0.44
-    assert report.routing_sentence(r, "gmp").startswith(
+    assert routing_sentence(r, "gmp").startswith(
         "Routing the 10% most uncertain samples to the dense model moves BA further from dense at 99% (GMP) (-44% of"
     )
 
@@ -379,7 +393,7 @@ def test_only_dense_models():
 
 # ------------------------------------------------------------------ tables
 def test_key_table_holds_mean_and_std_over_seeds():
-    table = report.key_table(make_metrics(ba_rise=0.08))
+    table = key_table(make_metrics(ba_rise=0.08))
     assert table.columns[:3] == ["method", "sparsity", "accuracy"]
     assert table.columns[-2:] == ["BA Male", "BA Young"]
     rows = {r[1][0]: r for r in table.rows}
@@ -394,7 +408,7 @@ def test_key_table_holds_mean_and_std_over_seeds():
 def test_seed_curves_skip_undefined_values():
     m = make_metrics()
     m.loc[(m["metric"] == "bias_amplification") & (m["seed"] == 1) & (m["identity"] == "Young"), "value"] = np.nan
-    c = report.seed_curves(m, "bias_amplification", per_identity=True)
+    c = seed_curves(m, "bias_amplification", per_identity=True)
     young = c[(c["identity"] == "Young") & (c["method"] == "dense")].iloc[0]
     assert young["n_seeds"] == 1 and young["mean"] == pytest.approx(0.02 + SEED_OFFSET[2])
 
@@ -405,9 +419,9 @@ def test_compute_table_sums_benchmarks(tmp_path):
             p = tmp_path / "results" / "benchmarks" / rule / "synth" / f"seed{i}.tsv"
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(f"s\th:m:s\tmax_rss\n{t}\t0:00:00\t{100 + i}\n")
-    bench = report.read_benchmarks(sorted(tmp_path.rglob("*.tsv")))
+    bench = read_benchmarks(sorted(tmp_path.rglob("*.tsv")))
     assert sorted(set(bench["stage"])) == ["predict", "train_dense"]
-    table = report.compute_table(bench)
+    table = compute_table(bench)
     assert [r[0][0] for r in table.rows] == ["train_dense", "predict"]
     assert table.rows[0][1:4] == [("2", 2.0), ("0:02:00", 120.0), ("0:01:00", 60.0)]
     assert table.rows[1][2] == ("2.5 s", 2.5)
@@ -416,11 +430,11 @@ def test_compute_table_sums_benchmarks(tmp_path):
 
 def test_table_rejects_ragged_rows():
     with pytest.raises(ValueError, match="cells"):
-        report.Table(["a", "b"], [False, True], [[("x", "x")]])
+        Table(["a", "b"], [False, True], [[("x", "x")]])
 
 
 def test_gallery_puts_attributes_with_cies_first():
-    sections = report.gallery(make_criteria()["susceptible_samples"], IDENTITIES)
+    sections = gallery(make_criteria()["susceptible_samples"], IDENTITIES)
     assert [s["attribute"] for s in sections] == ["Smiling", "Blond_Hair"]
     first = sections[0]["cards"][0]
     assert first["rank"] == 1 and first["groups"] == [("Male", True), ("Young", True)]
@@ -433,20 +447,31 @@ def test_gallery_puts_attributes_with_cies_first():
 def test_thumbnail_upscales_small_images_with_nearest_neighbour():
     image = np.zeros((16, 16, 3), dtype=np.uint8)
     image[0, 0] = (255, 0, 0)
-    uri = report.thumbnail(image, size=96)
+    uri = thumbnail(image, size=96)
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
     assert decoded.shape == (96, 96, 3)
     assert (decoded[:6, :6] == (255, 0, 0)).all() and (decoded[6:, :] == 0).all()
-    big = report.thumbnail(np.full((300, 200, 3), 7, dtype=np.uint8), size=96)
+    big = thumbnail(np.full((300, 200, 3), 7, dtype=np.uint8), size=96)
     assert big.startswith("data:image/jpeg;base64,")
     assert Image.open(io.BytesIO(base64.b64decode(big.split(",", 1)[1]))).size == (64, 96)
     with pytest.raises(ValueError, match="uint8"):
-        report.thumbnail(np.zeros((8, 8), dtype=np.uint8))
+        thumbnail(np.zeros((8, 8), dtype=np.uint8))
 
 
 def test_caption_rst_is_rendered():
-    html = report.caption_html("Share of **biased** outputs; see ``metrics.parquet``.")
+    html = caption_html("Share of **biased** outputs; see ``metrics.parquet``.")
     assert "<strong>biased</strong>" in html and "metrics.parquet" in html and "**" not in html
+
+
+def test_figures_prefer_svg_and_say_when_a_caption_is_missing():
+    files = figure_files(["f/a.png", "f/a.svg", "f/b.PNG", "f/c.pdf"])
+    assert files == [("a", Path("f/a.svg")), ("b", Path("f/b.PNG"))]
+    entry = figure_entry("b", Path("f/b.PNG"), b"\x89PNG", None)
+    assert entry["src"] == "data:image/png;base64," + base64.b64encode(b"\x89PNG").decode("ascii")
+    assert entry["title"] == "B" and "No caption: add reports/captions/b.rst." in entry["caption"]
+    titled = figure_entry("a_b", Path("a_b.svg"), b"<svg/>", "My title\n========\n\nBody *text*.")
+    assert titled["src"].startswith("data:image/svg+xml;base64,") and titled["title"] == "My title"
+    assert "<em>text</em>" in titled["caption"] and "My title" not in titled["caption"]
 
 
 # ------------------------------------------------------------------ captions exist for everything
@@ -469,7 +494,7 @@ def write_inputs(
     image_size: int = 16,
     n_attributes_gallery: int | None = None,
 ) -> dict:
-    """Write every input of :func:`prunebias.report.build_report` for a synthetic run; return its keywords."""
+    """Write every input of :func:`prunebias.report.render.build_report` for a synthetic run; return its keywords."""
     directory.mkdir(parents=True, exist_ok=True)
     write_parquet(metrics, directory / "metrics.parquet")
     ids = [f"s{i:03d}" for i in range(12)]
@@ -527,9 +552,7 @@ def write_inputs(
 
 def build_synthetic_report(directory: Path, out: Path, **kwargs) -> Path:
     """The report of a small synthetic run with every input present (also used by test_browser)."""
-    report.build_report(
-        out, **write_inputs(directory, make_metrics(ba_rise=0.08, acc_drop=0.04), make_criteria(), **kwargs)
-    )
+    build_report(out, **write_inputs(directory, make_metrics(ba_rise=0.08, acc_drop=0.04), make_criteria(), **kwargs))
     return out
 
 
@@ -555,8 +578,8 @@ def test_report_renders_self_contained(tmp_path):
 
 def test_same_inputs_same_bytes(tmp_path):
     kwargs = write_inputs(tmp_path / "in", make_metrics(), make_criteria())
-    a = report.build_report(tmp_path / "a.html", **kwargs)
-    report.build_report(tmp_path / "b.html", **kwargs)
+    a = build_report(tmp_path / "a.html", **kwargs)
+    build_report(tmp_path / "b.html", **kwargs)
     assert a == (tmp_path / "a.html").stat().st_size
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
 
@@ -564,7 +587,7 @@ def test_same_inputs_same_bytes(tmp_path):
 def test_report_without_optional_inputs(tmp_path):
     kwargs = write_inputs(tmp_path / "in", make_metrics(), None)
     kwargs.update(groups=None, figures=[], benchmarks=[], data={}, predictions=[])
-    report.build_report(tmp_path / "report.html", **kwargs)
+    build_report(tmp_path / "report.html", **kwargs)
     html = (tmp_path / "report.html").read_text()
     assert "Not computed in this run: <code>headline</code>" in html
     assert "No figures were given to the report." in html
@@ -574,7 +597,7 @@ def test_report_without_optional_inputs(tmp_path):
 
 def test_experiment_tasks_get_their_own_table():
     metrics = make_metrics(tasks=("joint", "single-Smiling", "single-Male"))
-    context = report.report_context(title="t", metrics=metrics)
+    context = report_context(title="t", metrics=metrics)
     assert [f["setting"] for f in context["findings"]] == ["synth / joint / cnn"]
     assert len(context["key"].rows) == 4 and "task" not in context["key"].columns
     experiments = context["key_experiments"]
@@ -606,8 +629,8 @@ def test_size_stays_bounded_for_a_celeba_sized_gallery(tmp_path):
             ]
     tables["susceptible_samples"] = _criteria_frame("susceptible_samples", rows, IDENTITIES)
     kwargs = write_inputs(tmp_path / "in", make_metrics(), tables, image_size=128)
-    size = report.build_report(tmp_path / "report.html", **kwargs)
-    assert size == (tmp_path / "report.html").stat().st_size < report.MAX_REPORT_BYTES
+    size = build_report(tmp_path / "report.html", **kwargs)
+    assert size == (tmp_path / "report.html").stat().st_size < MAX_REPORT_BYTES
     html = (tmp_path / "report.html").read_text()
     assert html.count('<img src="data:image/jpeg;base64,') == 40 * 12  # downscaled photos are JPEG
 
@@ -615,7 +638,7 @@ def test_size_stays_bounded_for_a_celeba_sized_gallery(tmp_path):
 def test_gallery_budget_leaves_out_images_past_it():
     sections = [{"cards": [{"id": "a"}, {"id": "b"}]}, {"cards": [{"id": "c"}]}]
     images = np.zeros((3, 8, 8, 3), dtype=np.uint8)
-    report.attach_thumbnails(sections, images, {"a": 0, "b": 1, "c": 2}, budget=10)
+    attach_thumbnails(sections, images, {"a": 0, "b": 1, "c": 2}, budget=10)
     # the first card already uses more than 10 bytes, but a section is only cut at its start
     assert sections[0]["cards"][0]["src"].startswith("data:image/png") and not sections[0]["no_images"]
     assert sections[1]["no_images"] and sections[1]["cards"][0]["src"] is None

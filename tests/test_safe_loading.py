@@ -17,11 +17,11 @@ import pytest
 import torch
 from torch import nn
 
-import prunebias.training.train as train_module
+import prunebias.training.checkpoint as checkpoint_module
 from prunebias import cli, jobs
 from prunebias.io import RefusedFileError, load_torch, save_torch
-from prunebias.training.train import load_checkpoint
-from workflow_utils import prepared_files
+from prunebias.training.checkpoint import load_checkpoint
+from workflow_utils import prepared_files, train_spec
 
 SPEC = {
     "epochs": 2,
@@ -60,7 +60,7 @@ def write_malicious(path: Path, marker: Path, how: str = "open", inside=None, le
 
 
 def train(data, out, spec=SPEC, run=RUN):
-    jobs.train(*prepared_files(data), out / "model.pt", out / "log.parquet", spec, run, device="cpu")
+    jobs.train(*prepared_files(data), out / "model.pt", out / "log.parquet", train_spec(spec), run, device="cpu")
     return load_checkpoint(out / "model.pt"), pd.read_parquet(out / "log.parquet")
 
 
@@ -176,7 +176,7 @@ def test_a_real_checkpoint_and_resume_state_still_load(tiny_data, model, tmp_pat
         save_torch(obj, path)
         states.append(load_torch(path, "cpu"))  # every resume state loads as saved
 
-    monkeypatch.setattr(train_module, "save_torch", keep)
+    monkeypatch.setattr(checkpoint_module, "save_torch", keep)
     pruned, _ = train(tiny_data, tmp_path / "pruned", spec, run)
     assert pruned["masks"] and len(states) == 3
     assert states[-1]["state"]["epoch"] == 3 and states[-1]["state"]["history"][-1]["epoch"] == 2
@@ -219,7 +219,7 @@ def test_the_nonfinite_retry_refuses_a_resume_state_replaced_by_a_malicious_one(
         if obj["state"]["epoch"] == 1:  # someone swaps the file between epoch 1's save and the retry
             write_malicious(Path(path), marker)
 
-    monkeypatch.setattr(train_module, "save_torch", save_then_replace)
+    monkeypatch.setattr(checkpoint_module, "save_torch", save_then_replace)
     monkeypatch.setattr(nn, "BCEWithLogitsLoss", NanOnce)
     NanOnce.calls, NanOnce.bad_call = 0, 4 + 2  # tiny data: 4 steps an epoch; epoch 1, batch 1
     with pytest.raises(RefusedFileError, match="contains objects other than tensors and plain data") as info:

@@ -15,7 +15,6 @@ from prunebias.tasks import (
     check_experiments,
     choose_triggered,
     parse_task,
-    square_side,
     task_attributes,
     task_grid,
     task_name,
@@ -85,36 +84,6 @@ def test_invalid_tasks_are_rejected():
 
 
 # ------------------------------------------------------------------------- triggers
-@pytest.mark.parametrize(
-    "height, width, side",
-    # round(sqrt(0.02 * H * W)), worked by hand: 16² -> sqrt(5.12) = 2.26; 17² -> 2.40;
-    # 32² -> 4.53; 33×47 -> sqrt(31.02) = 5.57; 64² -> 9.05; 218×178 -> 27.86; 224² -> 31.68
-    [(16, 16, 2), (17, 17, 2), (32, 32, 5), (33, 47, 6), (64, 64, 9), (218, 178, 28), (224, 224, 32)],
-)
-def test_yellow_square_placement_and_colour(height, width, side):
-    from prunebias.training import augment
-
-    rng = np.random.default_rng(0)
-    images = torch.from_numpy(rng.integers(0, 200, (3, height, width, 3), dtype=np.uint8))  # never pure yellow
-    before = images.clone()
-    out = augment.yellow_square(images, torch.tensor([True, True, False]), square_side(height, width)).numpy()
-    assert square_side(height, width) == side
-    assert out.dtype == np.uint8 and out.shape == images.shape
-    assert (out[:2, :side, :side] == [255, 255, 0]).all()
-    # Nothing outside the top-left square (nor an unmarked image) changes, and the input is left alone.
-    outside = np.ones((height, width), dtype=bool)
-    outside[:side, :side] = False
-    assert (out[:, outside] == images.numpy()[:, outside]).all()
-    assert (out[2] == images.numpy()[2]).all()
-    assert torch.equal(images, before)
-    assert abs(side**2 / (height * width) - 0.02) < 0.008
-
-
-def test_square_area_is_2_percent_at_large_resolutions():
-    for size in (128, 178, 256, 512, 1024):
-        assert square_side(size, size) ** 2 / size**2 == pytest.approx(0.02, rel=0.05)
-
-
 def test_grayscale_is_601_luma_in_three_channels():
     pixels = np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [10, 20, 30], [0, 0, 0]]]], np.uint8)
     out = apply_trigger(pixels, "grayscale")

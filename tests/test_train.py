@@ -7,8 +7,10 @@ import torch
 
 from prunebias import jobs
 from prunebias.io import read_predictions
-from prunebias.training.train import NonFiniteLossError, learning_rate, load_checkpoint
-from workflow_utils import prepared_files
+from prunebias.settings import Optimizer
+from prunebias.training.checkpoint import load_checkpoint
+from prunebias.training.train import NonFiniteLossError, learning_rate
+from workflow_utils import prepared_files, train_spec
 
 SPEC = {
     "epochs": 3,
@@ -26,18 +28,23 @@ RUN = {"dataset": "tiny", "task": "joint", "arch": "small_cnn", "method": "dense
 
 def train(tiny_data, out, spec=SPEC, run=RUN, parent=None):
     jobs.train(
-        *prepared_files(tiny_data), out / "model.pt", out / "log.parquet", spec, run, parent=parent, device="cpu"
+        *prepared_files(tiny_data),
+        out / "model.pt",
+        out / "log.parquet",
+        train_spec(spec),
+        run,
+        parent=parent,
+        device="cpu",
     )
     return load_checkpoint(out / "model.pt"), pd.read_parquet(out / "log.parquet")
 
 
 def test_learning_rate_warmup_then_cosine():
-    sched = {"name": "cosine", "warmup_steps": 10}
-    assert learning_rate(0, 100, 1.0, sched) == pytest.approx(0.1)
-    assert learning_rate(9, 100, 1.0, sched) == pytest.approx(1.0)
-    assert learning_rate(55, 100, 1.0, sched) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert learning_rate(100, 100, 1.0, sched) == pytest.approx(0.0, abs=1e-12)
-    assert learning_rate(70, 100, 0.3, {"name": "constant"}) == 0.3
+    assert learning_rate(0, 100, 1.0, "cosine", 10) == pytest.approx(0.1)
+    assert learning_rate(9, 100, 1.0, "cosine", 10) == pytest.approx(1.0)
+    assert learning_rate(55, 100, 1.0, "cosine", 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert learning_rate(100, 100, 1.0, "cosine", 10) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(70, 100, 0.3, "constant", 0) == 0.3
 
 
 def test_loss_decreases_and_checkpoint_records_the_run(tiny_data, tmp_path):
@@ -68,9 +75,9 @@ def test_same_seed_same_weights_and_predictions(tiny_data, tmp_path):
 def test_resume_is_bit_identical(tiny_data, tmp_path, monkeypatch):
     full, _ = train(tiny_data, tmp_path / "full")
     # Interrupt after the second epoch's resume state is written, then rerun the job.
-    import prunebias.training.train as train_module
+    import prunebias.training.checkpoint as checkpoint_module
 
-    real_save = train_module.save_torch
+    real_save = checkpoint_module.save_torch
     calls = {"n": 0}
 
     def crash_after_two(obj, path):
@@ -79,10 +86,10 @@ def test_resume_is_bit_identical(tiny_data, tmp_path, monkeypatch):
         if calls["n"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "save_torch", crash_after_two)
+    monkeypatch.setattr(checkpoint_module, "save_torch", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_data, tmp_path / "cut")
-    monkeypatch.setattr(train_module, "save_torch", real_save)
+    monkeypatch.setattr(checkpoint_module, "save_torch", real_save)
     assert (tmp_path / "cut" / ".resume.pt").exists() and not (tmp_path / "cut" / "model.pt").exists()
     resumed, log = train(tiny_data, tmp_path / "cut")
     assert list(log["epoch"]) == [0, 1, 2]
@@ -156,7 +163,7 @@ def test_compiled_step_trains_the_same_model(tiny_data, tmp_path):
         *prepared_files(tiny_data),
         tmp_path / "c/model.pt",
         tmp_path / "c/log.parquet",
-        {**SPEC, "epochs": 2},
+        train_spec({**SPEC, "epochs": 2}),
         RUN,
         device="cpu",
         compile_step=True,
@@ -174,13 +181,13 @@ def test_reset_momentum_zeroes_sgd_buffers_only():
     from prunebias.training.train import make_optimizer, reset_momentum
 
     model = torch.nn.Linear(3, 2)
-    opt = make_optimizer(model.parameters(), {"name": "sgd", "lr": 0.1, "momentum": 0.9}, torch.device("cpu"))
+    opt = make_optimizer(model.parameters(), Optimizer("sgd", 0.1, 0.9, 0.0, False, True), torch.device("cpu"))
     model(torch.ones(4, 3)).sum().backward()
     opt.step()
     assert any(s["momentum_buffer"].abs().sum() > 0 for s in opt.state.values())
     reset_momentum(opt)
     assert all(s["momentum_buffer"].abs().sum() == 0 for s in opt.state.values())
-    adam = make_optimizer(model.parameters(), {"name": "adam", "lr": 0.1}, torch.device("cpu"))
+    adam = make_optimizer(model.parameters(), Optimizer("adam", 0.1, 0.0, 0.0, False, True), torch.device("cpu"))
     model(torch.ones(4, 3)).sum().backward()
     adam.step()
     before = {k: v["exp_avg"].clone() for k, v in adam.state.items()}

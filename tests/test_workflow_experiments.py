@@ -197,7 +197,7 @@ def test_editing_a_module_reruns_exactly_the_rules_that_run_it(finished, package
 
 def test_the_runs_use_the_installed_package(finished, package):
     proc = subprocess.run(
-        [sys.executable, "-c", "import prunebias.report as r; print(r.DEFAULT_TEMPLATE)"],
+        [sys.executable, "-c", "import prunebias.report.render as r; print(r.DEFAULT_TEMPLATE)"],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(package)},

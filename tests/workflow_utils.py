@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -11,21 +12,46 @@ from pathlib import Path
 
 import yaml
 
+from prunebias.settings import AnalysisSettings, TrainSpec
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 # The rules that train, prune, predict or make data: no analysis edit may schedule one.
 EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "prune", "predict"}
 # The analysis settings the stage-level tests pass to jobs.model_metrics.
-ANALYSIS_SETTINGS = {
-    "identities": ["Male", "Young"],
-    "ba_min_positives": 2,
-    "ba_min_relative_gap": 0.1,
-    "uncertainty_band": [0.1, 0.9],
-    "ece_bins": 10,
-}
+ANALYSIS_SETTINGS = AnalysisSettings(
+    identities=["Male", "Young"],
+    ba_min_positives=2,
+    ba_min_relative_gap=0.1,
+    uncertainty_band=(0.1, 0.9),
+    ece_bins=10,
+    flag_fractions=[0.1],
+    routing_fractions=[0.0, 0.5],
+    bootstrap=20,
+    gallery_size=4,
+    seed=0,
+)
 # The tiny config of the workflow tests; the tests change copies of it.
 TINY_CONFIG = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+# Keys of a training spec that come from the pruning recipe or the task, not the ``train`` block.
+_NOT_TRAIN_KEYS = ("schedule", "scope", "task")
+
+
+def train_spec(partial: dict) -> TrainSpec:
+    """The training spec of a test's partial settings, completed as the workflow completes a user's:
+    the ``train`` keys validated with the config schema (its defaults filled in), then
+    :func:`prunebias.config.train_spec`, with ``schedule``/``scope``/``task`` as given."""
+    from snakemake.utils import validate
+
+    from prunebias.config import train_spec as spec_of
+
+    config = copy.deepcopy(TINY_CONFIG)
+    config["train"] = {k: v for k, v in partial.items() if k not in _NOT_TRAIN_KEYS}
+    validate(config, str(SCHEMA))
+    extra = {k: partial[k] for k in _NOT_TRAIN_KEYS if k in partial}
+    return TrainSpec.from_json({**spec_of(config, "dense"), **extra})
 
 
 def prepared_files(folder: Path) -> tuple[Path, Path]:

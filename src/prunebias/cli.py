@@ -55,6 +55,7 @@ def cmd_prepare(a):
 
 def cmd_train(a):
     from prunebias import jobs
+    from prunebias.settings import TrainSpec
 
     _threads(a.threads)
     jobs.train(
@@ -62,7 +63,7 @@ def cmd_train(a):
         a.images,
         a.model,
         a.log,
-        a.spec,
+        TrainSpec.from_json(a.spec),
         a.run,
         parent=a.parent,
         device=a.device,
@@ -81,8 +82,10 @@ def cmd_predict(a):
 
 def cmd_metrics(a):
     from prunebias import jobs
+    from prunebias.settings import AnalysisSettings
 
-    jobs.model_metrics(a.index, a.valid, a.test, a.out, a.settings, triggered=a.triggered)
+    settings = AnalysisSettings.from_json(a.settings)
+    jobs.model_metrics(a.index, a.valid, a.test, a.out, settings, triggered=a.triggered)
 
 
 def cmd_aggregate(a):
@@ -111,16 +114,19 @@ def cmd_figures(a):
 
 def cmd_criteria(a):
     from prunebias import jobs
+    from prunebias.settings import AnalysisSettings
 
     outputs = dict(_pairs(a.out))
-    jobs.criteria(a.index, a.tests, a.metrics, outputs, a.settings)
+    jobs.criteria(a.index, a.tests, a.metrics, outputs, AnalysisSettings.from_json(a.settings))
 
 
 def cmd_effects(a):
     from prunebias import jobs
+    from prunebias.settings import AnalysisSettings
 
     index = dict(_pairs(a.index))
-    jobs.effects(index, a.valid, a.test, a.logs, a.settings, a.out_effects, a.out_convergence, a.out_figure)
+    settings = AnalysisSettings.from_json(a.settings)
+    jobs.effects(index, a.valid, a.test, a.logs, settings, a.out_effects, a.out_convergence, a.out_figure)
 
 
 def cmd_design(a):
@@ -142,10 +148,10 @@ def cmd_concat(a):
 
 
 def cmd_report(a):
-    from prunebias import report
+    from prunebias.report import render
 
     images = dict(_pairs(a.images))
-    size = report.build_report(
+    size = render.build_report(
         a.out,
         metrics=a.metrics,
         groups=a.groups,

@@ -6,6 +6,7 @@ and tests without Snakemake.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -17,6 +18,7 @@ import pandas as pd
 from prunebias import tasks
 from prunebias.data import store
 from prunebias.io import file_digest, read_metadata, save_array, save_torch, write_parquet, write_text
+from prunebias.settings import AnalysisSettings, TrainSpec
 from prunebias.vocabulary import model_columns
 
 # The training and prediction stages import torch inside their functions: the analysis
@@ -116,7 +118,7 @@ def train(
     images_path: str | os.PathLike,
     model_out: str | os.PathLike,
     log_out: str | os.PathLike,
-    spec: dict,
+    spec: TrainSpec,
     run: dict,
     parent: str | os.PathLike | None = None,
     device: str = "auto",
@@ -133,30 +135,29 @@ def train(
     """
     import torch
 
+    from prunebias.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
     from prunebias.training.devices import select_device
     from prunebias.training.models import build_model
     from prunebias.training.pruning import measured_sparsity
     from prunebias.training.schedules import describe_plan, method_plan
-    from prunebias.training.train import CHECKPOINT_FORMAT, configure_backend, fit, load_checkpoint, model_to
+    from prunebias.training.train import configure_backend, fit, model_to
 
     dev = select_device(device)
     configure_backend(dev)
     index = store.load_index(index_path)
-    task = spec.get("task")  # absent for the joint task
-    attributes = tasks.task_attributes(task, store.attribute_names(index))
-    trigger = _trigger(triggered, task)
+    attributes = tasks.task_attributes(spec.task, store.attribute_names(index))
+    trigger = _trigger(triggered, spec.task)
     images = store.load_images(images_path)
-    crop = spec["crop_size"] or images.shape[1]
-    spec = {**spec, "crop_size": crop, "target_sparsity": run["target_sparsity"]}
+    spec = dataclasses.replace(spec, crop_size=spec.crop_size or images.shape[1])
     train_data, _ = _split(index, images, "train", attributes, dev, trigger)
     valid_data, valid_labels = _split(index, images, "valid", attributes, dev, trigger)
 
     torch.manual_seed(run["seed"])
-    model = build_model(run["arch"], len(attributes), crop)
+    model = build_model(run["arch"], len(attributes), spec.crop_size)
     if parent is not None:
         model.load_state_dict(load_checkpoint(parent, run["arch"], store.attribute_names(index))["state_dict"])
     model = model_to(model, dev)
-    plan = method_plan(run["method"], spec["epochs"], run["target_sparsity"], spec.get("schedule", {}))
+    plan = method_plan(run["method"], spec.epochs, run["target_sparsity"], spec.schedule)
     log(
         f"training {run} on {dev}{' (compiled step)' if compile_step else ''}"
         f" ({len(train_data)} train / {len(valid_data)} valid images)"
@@ -164,7 +165,7 @@ def train(
     resume = Path(model_out).parent / ".resume.pt"
     # What the result depends on: a resume state left by other settings or inputs is not resumed.
     fingerprint = {
-        "spec": spec,
+        "spec": spec.to_json(),
         "run": run,
         "index": file_digest(index_path),
         "parent": file_digest(parent) if parent is not None else None,
@@ -177,6 +178,7 @@ def train(
         spec,
         plan,
         run["seed"],
+        run["target_sparsity"],
         resume_path=resume,
         log=log,
         fingerprint=fingerprint,
@@ -190,14 +192,14 @@ def train(
         "format_version": CHECKPOINT_FORMAT,
         **run,
         "attributes": attributes,
-        "task_spec": task,
-        "image_size": crop,
+        "task_spec": spec.task,
+        "image_size": spec.crop_size,
         "state_dict": {k: v.cpu() for k, v in result["state_dict"].items()},
         "masks": result["masks"],
         "measured_sparsity": sparsity,
         "plan": describe_plan(plan),
         "selected_epoch": result["selected_epoch"],
-        "spec": spec,
+        "spec": spec.to_json(),
         "parent": str(parent) if parent else None,
     }
     write_parquet(history, log_out, metadata={**run, "selected_epoch": result["selected_epoch"]})
@@ -216,9 +218,10 @@ def predict(
     triggered: str | os.PathLike | None = None,
 ) -> None:
     """Write one Parquet file of logits per split in ``outputs`` ({split: path}), with the run's metadata."""
+    from prunebias.training.checkpoint import load_checkpoint
     from prunebias.training.devices import select_device
     from prunebias.training.models import build_model
-    from prunebias.training.train import configure_backend, load_checkpoint, model_to, predict_logits
+    from prunebias.training.train import configure_backend, model_to, predict_logits
 
     dev = select_device(device)
     configure_backend(dev)
@@ -247,7 +250,7 @@ def model_metrics(
     valid_path: str,
     test_path: str,
     out: str | os.PathLike,
-    settings: dict,
+    settings: AnalysisSettings,
     triggered: str | os.PathLike | None = None,
 ) -> None:
     """Per-model tidy metrics (see :mod:`prunebias.analysis.metrics`) with the model's identity columns
@@ -263,11 +266,11 @@ def model_metrics(
             index,
             valid,
             test,
-            settings["identities"],
-            min_positives=settings["ba_min_positives"],
-            min_relative_gap=settings["ba_min_relative_gap"],
-            uncertainty_band=tuple(settings["uncertainty_band"]),
-            ece_bins=settings["ece_bins"],
+            settings.identities,
+            min_positives=settings.ba_min_positives,
+            min_relative_gap=settings.ba_min_relative_gap,
+            uncertainty_band=settings.uncertainty_band,
+            ece_bins=settings.ece_bins,
         )
     except ValueError as exc:  # name the file(s) the problem is in
         msg = str(exc)
@@ -349,7 +352,7 @@ def criteria(
     test_paths: list[str],
     metrics_paths: list[str],
     outputs: dict[str, str],
-    settings: dict,
+    settings: AnalysisSettings,
 ) -> None:
     """Criteria, CIEs and countermeasures of one (dataset, task, arch): one Parquet file per table in ``outputs``."""
     from prunebias.analysis import criteria as crit
@@ -358,20 +361,7 @@ def criteria(
     index = store.load_index(index_path)
     runs = [read_predictions(p)[::-1] for p in test_paths]
     metrics = pd.concat([pd.read_parquet(p) for p in metrics_paths], ignore_index=True)
-    tables = crit.criteria_tables(
-        index,
-        runs,
-        metrics,
-        settings["identities"],
-        uncertainty_band=tuple(settings["uncertainty_band"]),
-        flag_fractions=settings["flag_fractions"],
-        routing_fractions=settings["routing_fractions"],
-        bootstrap=settings["bootstrap"],
-        gallery_size=settings["gallery_size"],
-        seed=settings["seed"],
-        min_positives=settings["ba_min_positives"],
-        min_relative_gap=settings["ba_min_relative_gap"],
-    )
+    tables = crit.criteria_tables(index, runs, metrics, settings)
     meta = runs[0][0]
     keys = {"dataset": meta["dataset"], "task": meta["task"], "arch": meta["arch"]}
     missing = set(outputs) - set(tables)
@@ -433,7 +423,7 @@ def effects(
     valid_paths: list[str],
     test_paths: list[str],
     log_paths: list[str],
-    settings: dict,
+    settings: AnalysisSettings,
     out_effects: str,
     out_convergence: str,
     out_figure: str,
@@ -453,7 +443,7 @@ def effects(
     valid = [read_predictions(p) for p in valid_paths]
     test = [read_predictions(p) for p in test_paths]
     logs = [(pd.read_parquet(p), read_metadata(p)) for p in log_paths]
-    identities = settings["identities"]
+    identities = settings.identities
     effect_tables, convergence = [], []
     for key in dict.fromkeys(key_of(m) for _, m in test):
         dataset, task, arch = key
@@ -478,11 +468,11 @@ def effects(
                 conditionals,
                 attributes=attributes,
                 identities=identities,
-                uncertainty_band=tuple(settings["uncertainty_band"]),
-                min_positives=settings["ba_min_positives"],
-                min_relative_gap=settings["ba_min_relative_gap"],
-                n_bootstrap=settings["bootstrap"],
-                seed=settings["seed"],
+                uncertainty_band=settings.uncertainty_band,
+                min_positives=settings.ba_min_positives,
+                min_relative_gap=settings.ba_min_relative_gap,
+                n_bootstrap=settings.bootstrap,
+                seed=settings.seed,
             )
             effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch, threshold=kind))
         prior = eff.prior_bce(train[attributes].to_numpy(bool), y_valid)

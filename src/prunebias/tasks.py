@@ -18,7 +18,7 @@ The study's controlled experiments (README, "Controlled experiments"). Every art
 Triggers follow the study's geometry at any resolution and crop: ``grayscale`` is applied to
 the stored uint8 images when a job loads them (:func:`apply_trigger`, before crop and
 normalisation), the ``yellow_square`` is drawn on the model input after the crop and flip
-(:func:`prunebias.training.augment.yellow_square`, side :func:`square_side` of the crop, top-left),
+(:func:`prunebias.training.augment.yellow_square`, 2 % of the crop's area, top-left),
 in training and evaluation alike; the prepared ``images.npy`` is never rewritten. Which
 samples carry the trigger is fixed by :func:`choose_triggered` and stored with the data
 (``results/data/{dataset}/tasks/{task}.parquet``, :func:`triggered_path`).
@@ -44,8 +44,6 @@ KINDS = ("joint", "single", "backdoor")
 TRIGGERS = ("grayscale", "yellow_square")
 #: Share of negatives and positives triggered in validation and test (SPEC: 50 % / 50 %).
 EVAL_FRACTIONS = (0.5, 0.5)
-#: Area of the yellow square as a share of the image.
-SQUARE_AREA = 0.02
 #: ITU-R BT.601 luma weights (R, G, B), as PIL's ``convert("L")``.
 LUMA = (0.299, 0.587, 0.114)
 
@@ -273,14 +271,6 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
 
 
 # ------------------------------------------------------------------------- triggers
-def square_side(height: int, width: int) -> int:
-    """Side in pixels of the yellow square: ``round(sqrt(0.02 · H · W))``, at least 1 and at most min(H, W).
-
-    (No exact .5 ties can occur: (k + 0.5)² / 0.02 is never an integer.)
-    """
-    return int(min(max(1, round(math.sqrt(SQUARE_AREA * height * width))), height, width))
-
-
 def apply_trigger(images: np.ndarray, trigger: str) -> np.ndarray:
     """A triggered copy of a stored uint8 batch (N, H, W, 3); the input is not modified.
 

@@ -20,7 +20,7 @@ from prunebias.config import (
     unknown_keys,
 )
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
-from prunebias.report import DEFAULT_TEMPLATE
+from prunebias.report.render import DEFAULT_TEMPLATE
 from prunebias.vocabulary import CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
 from prunebias.tasks import (
     JOINT,

@@ -1,7 +1,8 @@
 """Aggregation of tidy per-model metrics over seeds, and differences to the dense model.
 
 Input rows follow the per-model contract: model columns (dataset, task, arch, method,
-sparsity, seed) plus attribute, identity, group, threshold, metric, value.
+sparsity, seed) plus attribute, identity, group, threshold, metric, value. The criteria
+select and average them with :func:`metric_rows` and :func:`seed_mean`.
 """
 
 from __future__ import annotations
@@ -60,3 +61,20 @@ def group_gaps(summary: pd.DataFrame, metric: str = "group_accuracy", threshold:
     wide.columns.name = None
     order = wide["gap_points"].abs().sort_values(ascending=False, kind="stable").index
     return wide.loc[order].sort_values(MODEL_KEYS, kind="stable").reset_index(drop=True)
+
+
+def metric_rows(metrics: pd.DataFrame, metric: str, threshold: str) -> pd.DataFrame:
+    """The rows of one metric at one threshold kind, whole identities only (group "all").
+
+    ``metrics`` needs the columns method, sparsity, seed, attribute, identity, group,
+    threshold, metric and value (dataset, task and arch are not needed).
+    """
+    need = ["method", "sparsity", "seed", "attribute", "identity", "group", "threshold", "metric", "value"]
+    require_columns(metrics, need, "metrics")
+    keep = (metrics["metric"] == metric) & (metrics["threshold"] == threshold) & (metrics["group"] == "all")
+    return metrics[keep]
+
+
+def seed_mean(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean value over seeds (NaN seeds skipped) per key ``by``: columns ``by`` + value."""
+    return rows.groupby(by, sort=True, dropna=False)["value"].mean().reset_index()

@@ -19,18 +19,10 @@ import numpy as np
 import pandas as pd
 
 from prunebias.analysis.metrics import THRESHOLDS, calibrated_thresholds
+from prunebias.validation import as_bool, same_shape
 
 METRICS = ("backdoor_bias_amplification", "triggered_accuracy", "clean_accuracy")
 IDENTITY = "trigger"
-
-
-def _as_bool_1d(x, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.dtype != bool and not (np.issubdtype(arr.dtype, np.number) and np.isin(arr, (0, 1)).all()):
-        raise ValueError(f"{name} must be boolean (or 0/1), got dtype {arr.dtype}")
-    return arr.astype(bool)
 
 
 def _ratio(num: int, den: int) -> float:
@@ -38,10 +30,10 @@ def _ratio(num: int, den: int) -> float:
 
 
 def _checked(pred, labels, triggered) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    arrays = [_as_bool_1d(a, n) for a, n in ((pred, "pred"), (labels, "labels"), (triggered, "triggered"))]
-    if len({a.shape for a in arrays}) != 1:
-        raise ValueError(f"pred, labels and triggered must have the same length, got {[a.size for a in arrays]}")
-    return tuple(arrays)
+    """The three per-sample arrays as bool vectors of one length (at least one sample)."""
+    arrays = {n: as_bool(a, n, ndim=1) for n, a in (("pred", pred), ("labels", labels), ("triggered", triggered))}
+    same_shape(arrays)
+    return tuple(arrays.values())
 
 
 def backdoor_bias_amplification(pred, labels, triggered) -> float:

@@ -12,7 +12,7 @@ For each sparse setting (method, sparsity) and each statistic,
 - ``uncertainty``: the mean over attributes of the share of 0.1 < p < 0.9;
 - ``interdependence``: the mean over attributes of the R² of ŷ_j on the other ŷ;
 - ``identity_dependence``: the mean over non-identity attributes of the R² of ŷ_j on the
-  true identity labels (:func:`prunebias.analysis.metrics.identity_dependence`),
+  true identity labels (:func:`prunebias.analysis.dependence.identity_dependence`),
 
 the change against the dense model of the same seed, averaged over seeds, with a paired
 bootstrap 95 % interval: each replicate draws the test samples with replacement (the same
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, log_expit
 
-from prunebias.analysis import metrics
+from prunebias.analysis import dependence, metrics
 from prunebias.vocabulary import model_columns
 
 STATISTICS = ("bias_amplification", "uncertainty", "interdependence", "identity_dependence")
@@ -76,7 +76,7 @@ def model_statistics(
     ``identity_dependence`` (B, M), each a mean over attributes.
     """
     targets = np.array([a not in set(identities) for a in attributes])
-    ba, inter = [], []
+    ba = []
     for w in weights:
         idx = np.repeat(np.arange(len(w)), w)
         ba.append(
@@ -91,22 +91,22 @@ def model_statistics(
                 min_relative_gap=min_relative_gap,
             )
         )
-        inter.append([_nanmean(metrics.interdependence(p[idx])) for p in preds])
     ident = np.stack(
         [
             _nanmean(
-                metrics.identity_dependence(p, groups, attributes=attributes, identities=identities, weights=weights)[
-                    :, targets
-                ],
+                dependence.identity_dependence(
+                    p, groups, attributes=attributes, identities=identities, weights=weights
+                )[:, targets],
                 axis=-1,
             )
             for p in preds
         ],
         axis=1,
     )
+    inter = np.stack([_nanmean(dependence.interdependence(p, weights=weights), axis=-1) for p in preds], axis=1)
     unc = np.einsum("bn,mna->bm", weights.astype(np.float64), uncertain.astype(np.float64))
     unc /= weights.sum(axis=1, keepdims=True) * preds.shape[2]
-    return {"ba": np.stack(ba), "uncertainty": unc, "interdependence": np.array(inter), "identity_dependence": ident}
+    return {"ba": np.stack(ba), "uncertainty": unc, "interdependence": inter, "identity_dependence": ident}
 
 
 def _nanmean(values, axis=None):

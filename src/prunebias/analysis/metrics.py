@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from prunebias.validation import require_columns
+from prunebias.analysis import dependence
+from prunebias.validation import as_bool, as_count, as_logits, require_columns, safe_divide, same_rows, same_shape
 
 __all__ = [
     "METRICS",
@@ -35,16 +36,9 @@ __all__ = [
     "auc",
     "bias_amplification",
     "calibrated_thresholds",
-    "demographic_parity_diff",
     "ece",
-    "equal_opportunity_diff",
-    "equalized_odds_diff",
-    "group_accuracy",
-    "group_fnr",
-    "group_fpr",
-    "group_positive_rate",
-    "identity_dependence",
-    "interdependence",
+    "fairness_gaps",
+    "group_rates",
     "model_metrics",
     "positive_rate",
     "predict",
@@ -76,63 +70,6 @@ METRICS = {
     "group": ("group_positive_rate", "group_fpr", "group_fnr", "group_accuracy"),
 }
 THRESHOLDS = ("default", "calibrated")
-
-
-# `interdependence` skips a regressor whose residual variance (relative to its
-# variance) is below this: exact collinearity among binary predictions leaves
-# ~1e-15, a genuine near collinearity (columns differing on 1 sample in 10^6) ~1e-6.
-_COLLINEAR_TOL = 1e-10
-
-
-# --------------------------------------------------------------------------- checks
-def _as_bool_2d(x, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_columns), got shape {arr.shape}")
-    if arr.dtype == bool:
-        return arr
-    if not (np.issubdtype(arr.dtype, np.number) and np.isin(arr, (0, 1)).all()):
-        raise ValueError(f"{name} must be boolean (or 0/1), got dtype {arr.dtype} with other values")
-    return arr.astype(bool)
-
-
-def _as_logits_2d(x, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_attributes), got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if np.isnan(arr).any():
-        bad = np.flatnonzero(np.isnan(arr).any(axis=0)).tolist()
-        raise ValueError(f"{name} contains NaN (columns {bad})")
-    return arr
-
-
-def _check_rows(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"{name_a} and {name_b} must have the same number of rows, got {a.shape[0]} and {b.shape[0]}")
-    if a.shape[0] == 0:
-        raise ValueError(f"{name_a} has no rows")
-
-
-def _check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {a.shape} and {b.shape}")
-    if a.shape[0] == 0:
-        raise ValueError(f"{name_a} has no rows")
-
-
-def safe_divide(num, den) -> np.ndarray:
-    """``num / den`` elementwise (broadcast) as float64, NaN where ``den == 0``.
-
-    The convention of every rate here: a rate over an empty set is undefined, not 0 or inf.
-    """
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    out = np.full(np.broadcast(num, den).shape, np.nan)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
 
 
 def _cross_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -179,9 +116,9 @@ def calibrated_thresholds(valid_logits, valid_labels) -> np.ndarray:
     predicts only k - 1 validation positives (k = 1: none), the off-by-one of the
     study's released code, so the rank is counted to give exactly k.
     """
-    z = _as_logits_2d(valid_logits, "valid_logits")
-    y = _as_bool_2d(valid_labels, "valid_labels")
-    _check_same_shape("valid_logits", z, "valid_labels", y)
+    z = as_logits(valid_logits, "valid_logits")
+    y = as_bool(valid_labels, "valid_labels")
+    same_shape({"valid_logits": z, "valid_labels": y})
     k = y.sum(axis=0)
     # Sorting (A, n) rows is faster than strided columns; pad with -inf at
     # position n so that k == n indexes "below every logit".
@@ -206,7 +143,7 @@ def predict(logits, thresholds) -> np.ndarray:
     -------
     pred : ndarray of bool, shape (n_samples, n_attributes)
     """
-    z = _as_logits_2d(logits, "logits")
+    z = as_logits(logits, "logits")
     t = np.asarray(thresholds, dtype=np.float64)
     if t.ndim == 0:
         t = np.full(z.shape[1], float(t))
@@ -218,6 +155,14 @@ def predict(logits, thresholds) -> np.ndarray:
 
 
 # --------------------------------------------------------------- per-attribute metrics
+def _logits_and_labels(logits, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Checked float64 logits and bool labels of one shape."""
+    z = as_logits(logits, "logits")
+    y = as_bool(labels, "labels")
+    same_shape({"logits": z, "labels": y})
+    return z, y
+
+
 def accuracy(pred, labels) -> np.ndarray:
     """Fraction of correct predictions per attribute.
 
@@ -229,9 +174,9 @@ def accuracy(pred, labels) -> np.ndarray:
     -------
     accuracy : ndarray of shape (n_attributes,)
     """
-    yhat = _as_bool_2d(pred, "pred")
-    y = _as_bool_2d(labels, "labels")
-    _check_same_shape("pred", yhat, "labels", y)
+    yhat = as_bool(pred, "pred")
+    y = as_bool(labels, "labels")
+    same_shape({"pred": yhat, "labels": y})
     return (yhat == y).mean(axis=0)
 
 
@@ -246,7 +191,7 @@ def positive_rate(pred) -> np.ndarray:
     -------
     rate : ndarray of shape (n_attributes,)
     """
-    yhat = _as_bool_2d(pred, "pred")
+    yhat = as_bool(pred, "pred")
     if yhat.shape[0] == 0:
         raise ValueError("pred has no rows")
     return yhat.mean(axis=0)
@@ -271,9 +216,7 @@ def auc(logits, labels) -> np.ndarray:
     auc : ndarray of shape (n_attributes,)
         NaN for an attribute whose labels have a single class.
     """
-    z = _as_logits_2d(logits, "logits")
-    y = _as_bool_2d(labels, "labels")
-    _check_same_shape("logits", z, "labels", y)
+    z, y = _logits_and_labels(logits, labels)
     n = z.shape[0]
     zt = np.ascontiguousarray(z.T)
     order = np.argsort(zt, axis=1)
@@ -305,7 +248,7 @@ def uncertainty(logits, band: tuple[float, float] = (0.1, 0.9)) -> np.ndarray:
     -------
     uncertainty : ndarray of shape (n_attributes,)
     """
-    z = _as_logits_2d(logits, "logits")
+    z = as_logits(logits, "logits")
     low, high = check_band(band)
     if z.shape[0] == 0:
         raise ValueError("logits has no rows")
@@ -341,11 +284,8 @@ def ece(logits, labels, n_bins: int = 10) -> np.ndarray:
     -------
     ece : ndarray of shape (n_attributes,)
     """
-    z = _as_logits_2d(logits, "logits")
-    y = _as_bool_2d(labels, "labels")
-    _check_same_shape("logits", z, "labels", y)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    z, y = _logits_and_labels(logits, labels)
+    n_bins = as_count(n_bins, "n_bins", minimum=1)
     n, n_attr = z.shape
     p = expit(z)
     bins = np.minimum((p * n_bins).astype(np.intp), n_bins - 1)
@@ -353,114 +293,6 @@ def ece(logits, labels, n_bins: int = 10) -> np.ndarray:
     cell = (bins + n_bins * np.arange(n_attr)).ravel()
     gap = np.bincount(cell, weights=(p - y).ravel(), minlength=n_attr * n_bins)
     return np.abs(gap.reshape(n_attr, n_bins)).sum(axis=1) / n
-
-
-def interdependence(pred) -> np.ndarray:
-    """In-sample R² of an OLS fit (with intercept) of each prediction on the others.
-
-    Attribute j's predictions ŷ_j are regressed on all other attributes' ŷ; the
-    value equals ``LinearRegression().fit(others, y_j).score(others, y_j)``
-    but is computed for all j at once from the correlation matrix R of the
-    predictions: eliminating (Gaussian elimination / sweep) every other
-    attribute from R leaves the residual variance 1 - R²_j on the diagonal.
-    A regressor already explained by the eliminated ones (residual variance
-    < 1e-10) is skipped, so collinear predictions are handled.
-
-    Parameters
-    ----------
-    pred : array-like of bool, shape (n_samples, n_attributes)
-
-    Returns
-    -------
-    r2 : ndarray of shape (n_attributes,)
-        In [0, 1]. NaN where ŷ_j is constant (no variance to explain, e.g. no
-        predicted positives; sklearn's ``score`` would say 1.0) and for every
-        attribute when there is only one (nothing to regress on). Constant
-        *other* predictions explain nothing: if all others are constant, R² = 0.
-    """
-    x = _as_bool_2d(pred, "pred")
-    n, n_attr = x.shape
-    if n == 0:
-        raise ValueError("pred has no rows")
-    r2 = np.full(n_attr, np.nan)
-    if n_attr < 2:
-        return r2
-    counts = x.sum(axis=0).astype(np.float64)
-    live = np.flatnonzero((counts > 0) & (counts < n))
-    m = live.size
-    s = counts[live]
-    xl = x[:, live]
-    cov = _cross_counts(xl, xl) - np.outer(s, s) / n  # n × covariance
-    sd = np.sqrt(s * (n - s) / n)
-    # One copy of R per target j; eliminating attribute k from copy j (k != j)
-    # turns it into the residual covariances after regressing on k too.
-    resid = np.repeat((cov / np.outer(sd, sd))[None], m, axis=0)
-    for k in range(m):
-        pivot = resid[:, k, k]
-        use = pivot > _COLLINEAR_TOL
-        use[k] = False
-        r = resid[use]
-        r -= r[:, :, k, None] * r[:, None, k, :] / pivot[use, None, None]
-        resid[use] = r
-    diag = np.arange(m)
-    r2[live] = np.clip(1.0 - resid[diag, diag, diag], 0.0, 1.0)
-    return r2
-
-
-def identity_dependence(
-    pred, groups, *, attributes: Sequence[str], identities: Sequence[str], weights=None
-) -> np.ndarray:
-    """How much each prediction leans on identity: R² of an OLS fit (with intercept) of ŷ_j on the true identity labels.
-
-    The study links bias to "increased correlations" between outputs; this measures the
-    correlation with identity directly. Regressors are all identity attributes except j
-    itself (an identity attribute is regressed on the other identities).
-
-    Parameters
-    ----------
-    pred : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True identity labels.
-    attributes, identities : sequence of str
-        Names of the columns of ``pred`` and ``groups``.
-    weights : array-like, shape (n_samples,) or (n_weightings, n_samples), optional
-        Sample weights (e.g. bootstrap counts); one R² per row of weights.
-
-    Returns
-    -------
-    r2 : ndarray of shape (n_attributes,), or (n_weightings, n_attributes) with 2-D weights
-        In [0, 1]; NaN where ŷ_j is constant (under the weights) or no regressor is left.
-    """
-    y = _as_bool_2d(pred, "pred").astype(np.float64)
-    g = _as_bool_2d(groups, "groups").astype(np.float64)
-    _check_rows("pred", y, "groups", g)
-    if len(attributes) != y.shape[1] or len(identities) != g.shape[1]:
-        raise ValueError("attributes and identities must name the columns of pred and groups")
-    w = np.ones(y.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
-    single = w.ndim == 1
-    w = np.atleast_2d(w)
-    if w.shape[1] != y.shape[0] or (w < 0).any():
-        raise ValueError(f"weights must be non-negative with {y.shape[0]} columns, got shape {w.shape}")
-    x = np.concatenate([np.ones((y.shape[0], 1)), g], axis=1)  # intercept first
-    k = x.shape[1]
-    sxx = (w @ (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)).reshape(-1, k, k)
-    sxy = (w @ (x[:, :, None] * y[:, None, :]).reshape(len(x), -1)).reshape(-1, k, y.shape[1])
-    sy, total = w @ y, w.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sstot = sy - sy**2 / total  # ŷ binary: Σ w ŷ² = Σ w ŷ
-    r2 = np.full((w.shape[0], y.shape[1]), np.nan)
-    position = {name: i + 1 for i, name in enumerate(identities)}
-    for j, name in enumerate(attributes):
-        used = [0] + [c for c in range(1, k) if c != position.get(name)]
-        if len(used) < 2:
-            continue
-        a, b = sxx[:, used][:, :, used], sxy[:, used, j]
-        beta = np.einsum("bij,bj->bi", np.linalg.pinv(a), b)  # pinv: an empty group leaves a singular system
-        ssres = sy[:, j] - np.einsum("bi,bi->b", beta, b)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value = np.clip(1.0 - ssres / sstot[:, j], 0.0, 1.0)
-        r2[:, j] = np.where(sstot[:, j] > 1e-9 * total[:, 0], value, np.nan)
-    return r2[0] if single else r2
 
 
 def rare_value_ratio(pred, labels, train_labels) -> np.ndarray:
@@ -481,10 +313,10 @@ def rare_value_ratio(pred, labels, train_labels) -> np.ndarray:
     ratio : ndarray of shape (n_attributes,)
         NaN where the rare value never occurs in the test labels (π = 0, resp. 1).
     """
-    yhat = _as_bool_2d(pred, "pred")
-    y = _as_bool_2d(labels, "labels")
-    y_train = _as_bool_2d(train_labels, "train_labels")
-    _check_same_shape("pred", yhat, "labels", y)
+    yhat = as_bool(pred, "pred")
+    y = as_bool(labels, "labels")
+    y_train = as_bool(train_labels, "train_labels")
+    same_shape({"pred": yhat, "labels": y})
     if y_train.shape[1] != y.shape[1] or y_train.shape[0] == 0:
         raise ValueError(f"train_labels must have shape (n_train > 0, {y.shape[1]}), got {y_train.shape}")
     return _rare_value_ratio(yhat.mean(axis=0), y.mean(axis=0), y_train.mean(axis=0))
@@ -548,14 +380,14 @@ def bias_amplification(
         of G among predicted positives does not exist; such a collapse shows up as
         ``positive_rate = 0`` and ``rare_value_ratio = 0`` instead).
     """
-    yhat = _as_bool_2d(pred, "pred")
-    y = _as_bool_2d(labels, "labels")
-    g = _as_bool_2d(groups, "groups")
-    y_train = _as_bool_2d(train_labels, "train_labels")
-    g_train = _as_bool_2d(train_groups, "train_groups")
-    _check_same_shape("pred", yhat, "labels", y)
-    _check_rows("labels", y, "groups", g)
-    _check_rows("train_labels", y_train, "train_groups", g_train)
+    yhat = as_bool(pred, "pred")
+    y = as_bool(labels, "labels")
+    g = as_bool(groups, "groups")
+    y_train = as_bool(train_labels, "train_labels")
+    g_train = as_bool(train_groups, "train_groups")
+    same_shape({"pred": yhat, "labels": y})
+    same_rows({"labels": y, "groups": g})
+    same_rows({"train_labels": y_train, "train_groups": g_train})
     if y_train.shape[1] != y.shape[1]:
         raise ValueError(f"train_labels must have {y.shape[1]} columns, got {y_train.shape[1]}")
     if g_train.shape[1] != g.shape[1]:
@@ -586,9 +418,9 @@ def train_conditionals(train_labels, train_groups) -> tuple[np.ndarray, np.ndarr
     p1, p0 : ndarray of shape (n_identities, n_attributes)
         P(a=1 | g=1) and P(a=1 | g=0); NaN where the group has no training sample.
     """
-    y_train = _as_bool_2d(train_labels, "train_labels")
-    g_train = _as_bool_2d(train_groups, "train_groups")
-    _check_rows("train_labels", y_train, "train_groups", g_train)
+    y_train = as_bool(train_labels, "train_labels")
+    g_train = as_bool(train_groups, "train_groups")
+    same_rows({"train_labels": y_train, "train_groups": g_train})
     pos_g1 = _cross_counts(g_train, y_train)
     n_g1 = g_train.sum(axis=0)[:, None]
     pos_g0 = y_train.sum(axis=0)[None, :] - pos_g1
@@ -626,10 +458,10 @@ def bias_amplification_batch(
     preds = np.asarray(preds)
     if preds.ndim != 3 or preds.dtype != bool:
         raise ValueError(f"preds must be a boolean array (M, n_samples, n_attributes), got {preds.dtype} {preds.shape}")
-    y = _as_bool_2d(labels, "labels")
-    g = _as_bool_2d(groups, "groups")
-    _check_same_shape("preds[0]", preds[0], "labels", y)
-    _check_rows("labels", y, "groups", g)
+    y = as_bool(labels, "labels")
+    g = as_bool(groups, "groups")
+    same_shape({"preds[0]": preds[0], "labels": y})
+    same_rows({"labels": y, "groups": g})
     p1, p0 = (np.asarray(c, dtype=np.float64) for c in conditionals)
     if p1.shape != (g.shape[1], y.shape[1]) or p0.shape != p1.shape:
         raise ValueError(
@@ -723,146 +555,51 @@ def _gaps(rates) -> dict[str, np.ndarray]:
     }
 
 
-def _checked_group_rates(pred, labels, groups) -> dict[str, np.ndarray]:
-    """Validated group rates; labels=None when only predicted-positive rates are needed."""
-    yhat = _as_bool_2d(pred, "pred")
-    g = _as_bool_2d(groups, "groups")
-    y = yhat if labels is None else _as_bool_2d(labels, "labels")  # stand-in, rates unused
-    _check_same_shape("pred", yhat, "labels", y)
-    _check_rows("pred", yhat, "groups", g)
+def group_rates(pred, labels, groups) -> dict[str, np.ndarray]:
+    """Rates per identity group g = v (v = 0, 1: the identity's true value).
+
+    - ``group_positive_rate``: P(ŷ=1 | g=v); NaN for an empty group;
+    - ``group_fpr``: false-positive rate P(ŷ=1 | y=0, g=v); NaN where the group has no negatives;
+    - ``group_fnr``: false-negative rate P(ŷ=0 | y=1, g=v); NaN where it has no positives;
+    - ``group_accuracy``: P(ŷ=y | g=v); NaN for an empty group.
+
+    Parameters
+    ----------
+    pred, labels : array-like of bool, shape (n_samples, n_attributes)
+    groups : array-like of bool, shape (n_samples, n_identities)
+        True labels of the identity attributes.
+
+    Returns
+    -------
+    rates : dict of ndarray of shape (n_identities, 2, n_attributes)
+        Axis 1 is the identity's true value v = 0, 1.
+    """
+    yhat = as_bool(pred, "pred")
+    y = as_bool(labels, "labels")
+    g = as_bool(groups, "groups")
+    same_shape({"pred": yhat, "labels": y})
+    same_rows({"pred": yhat, "groups": g})
     return _group_rates(_group_counts(yhat, y, g))
 
 
-def group_positive_rate(pred, groups) -> np.ndarray:
-    """Predicted-positive rate P(ŷ=1 | g=v) per identity group.
+def fairness_gaps(pred, labels, groups) -> dict[str, np.ndarray]:
+    """Group-fairness differences between the two groups of each identity.
 
-    Parameters
-    ----------
-    pred : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True labels of the identity attributes.
+    - ``demographic_parity_diff``: |P(ŷ=1 | g=1) - P(ŷ=1 | g=0)|, equal to fairlearn's
+      ``demographic_parity_difference`` (method "between_groups"); NaN where a group is empty;
+    - ``equal_opportunity_diff``: |TPR(g=1) - TPR(g=0)|, equal to fairlearn's
+      ``equal_opportunity_difference`` wherever both rates are defined (NaN where a group
+      has no positives; fairlearn reports that group's TPR as 0 instead);
+    - ``equalized_odds_diff``: max(|TPR gap|, |FPR gap|), equal to fairlearn's
+      ``equalized_odds_difference`` (agg "worst_case") wherever all four rates are defined.
 
-    Returns
-    -------
-    rate : ndarray of shape (n_identities, 2, n_attributes)
-        Axis 1 is the identity's true value v = 0, 1. NaN for an empty group.
-    """
-    return _checked_group_rates(pred, None, groups)["group_positive_rate"]
-
-
-def group_fpr(pred, labels, groups) -> np.ndarray:
-    """False-positive rate P(ŷ=1 | y=0, g=v) per identity group.
-
-    Parameters
-    ----------
-    pred, labels : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True labels of the identity attributes.
+    The parameters are those of :func:`group_rates`.
 
     Returns
     -------
-    fpr : ndarray of shape (n_identities, 2, n_attributes)
-        Axis 1 is the identity's true value v = 0, 1. NaN where the group has no
-        negatives.
+    gaps : dict of ndarray of shape (n_identities, n_attributes)
     """
-    return _checked_group_rates(pred, labels, groups)["group_fpr"]
-
-
-def group_fnr(pred, labels, groups) -> np.ndarray:
-    """False-negative rate P(ŷ=0 | y=1, g=v) per identity group.
-
-    Parameters
-    ----------
-    pred, labels : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True labels of the identity attributes.
-
-    Returns
-    -------
-    fnr : ndarray of shape (n_identities, 2, n_attributes)
-        Axis 1 is the identity's true value v = 0, 1. NaN where the group has no
-        positives.
-    """
-    return _checked_group_rates(pred, labels, groups)["group_fnr"]
-
-
-def group_accuracy(pred, labels, groups) -> np.ndarray:
-    """Accuracy P(ŷ=y | g=v) per identity group.
-
-    Parameters
-    ----------
-    pred, labels : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True labels of the identity attributes.
-
-    Returns
-    -------
-    accuracy : ndarray of shape (n_identities, 2, n_attributes)
-        Axis 1 is the identity's true value v = 0, 1. NaN for an empty group.
-    """
-    return _checked_group_rates(pred, labels, groups)["group_accuracy"]
-
-
-def demographic_parity_diff(pred, groups) -> np.ndarray:
-    """Demographic parity difference |P(ŷ=1 | g=1) - P(ŷ=1 | g=0)|.
-
-    Equals fairlearn's ``demographic_parity_difference`` (method
-    "between_groups": largest minus smallest group rate, here of two groups).
-
-    Parameters
-    ----------
-    pred : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True labels of the identity attributes.
-
-    Returns
-    -------
-    gap : ndarray of shape (n_identities, n_attributes)
-        NaN where one group is empty.
-    """
-    return _gaps(_checked_group_rates(pred, None, groups))["demographic_parity_diff"]
-
-
-def equal_opportunity_diff(pred, labels, groups) -> np.ndarray:
-    """Equal opportunity difference |TPR(g=1) - TPR(g=0)|.
-
-    Equals fairlearn's ``equal_opportunity_difference`` (method
-    "between_groups") wherever both true-positive rates are defined.
-
-    Parameters
-    ----------
-    pred, labels : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True labels of the identity attributes.
-
-    Returns
-    -------
-    gap : ndarray of shape (n_identities, n_attributes)
-        NaN where a group has no positives (fairlearn reports that group's TPR
-        as 0 instead).
-    """
-    return _gaps(_checked_group_rates(pred, labels, groups))["equal_opportunity_diff"]
-
-
-def equalized_odds_diff(pred, labels, groups) -> np.ndarray:
-    """Equalized odds difference max(|TPR gap|, |FPR gap|).
-
-    Equals fairlearn's ``equalized_odds_difference`` (method "between_groups",
-    agg "worst_case") wherever all four rates are defined.
-
-    Parameters
-    ----------
-    pred, labels : array-like of bool, shape (n_samples, n_attributes)
-    groups : array-like of bool, shape (n_samples, n_identities)
-        True labels of the identity attributes.
-
-    Returns
-    -------
-    gap : ndarray of shape (n_identities, n_attributes)
-        NaN where either gap is undefined (a group without positives or without
-        negatives; fairlearn reports such a rate as 0 instead).
-    """
-    return _gaps(_checked_group_rates(pred, labels, groups))["equalized_odds_diff"]
+    return _gaps(group_rates(pred, labels, groups))
 
 
 # ------------------------------------------------------------------------ per model
@@ -953,8 +690,10 @@ def model_metrics(
             **threshold_free,
             "accuracy": (yhat == y_test).mean(axis=0),
             "positive_rate": q,
-            "interdependence": interdependence(yhat),
-            "identity_dependence": identity_dependence(yhat, g_test, attributes=attributes, identities=identities),
+            "interdependence": dependence.interdependence(yhat),
+            "identity_dependence": dependence.identity_dependence(
+                yhat, g_test, attributes=attributes, identities=identities
+            ),
             "rare_value_ratio": _rare_value_ratio(q, y_test.mean(axis=0), y_train.mean(axis=0)),
             "bias_amplification": _bias_amplification(counts, p1, p0, same, min_positives, min_relative_gap),
             **rates,

@@ -6,6 +6,8 @@ normalised with mean 0.5 and std 0.5, as in the reference recipe.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from prunebias.training.devices import send
@@ -56,14 +58,25 @@ def random_crop_flip(
 
 #: Pure yellow, RGB (1, 1, 0) before normalisation: the study's square trigger.
 YELLOW = (255, 255, 0)
+#: The square covers this share of the model input, as in the study (32 × 32 of 224 × 224).
+SQUARE_AREA = 0.02
 
 
-def yellow_square(batch: torch.Tensor, hit: torch.Tensor, side: int) -> torch.Tensor:
-    """``batch`` (uint8, B×H×W×3) with a yellow ``side`` × ``side`` square in the top-left corner of the rows in ``hit``.
+def square_side(height: int, width: int) -> int:
+    """Side in pixels of the yellow square: ``round(sqrt(0.02 · H · W))``, at least 1 and at most min(H, W).
+
+    (No exact .5 ties can occur: (k + 0.5)² / 0.02 is never an integer.)
+    """
+    return int(min(max(1, round(math.sqrt(SQUARE_AREA * height * width))), height, width))
+
+
+def yellow_square(batch: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+    """``batch`` (uint8, B×H×W×3) with a yellow square (:func:`square_side`) in the top-left corner of the rows in ``hit``.
 
     Applied to the model input, after crop and flip, as in the study: the square is exactly
     where and as large as specified at any crop size. Returns a new tensor.
     """
+    side = square_side(batch.shape[1], batch.shape[2])
     out = batch.clone()
     colour = torch.tensor(YELLOW, dtype=batch.dtype, device=batch.device)
     corner = out[:, :side, :side]

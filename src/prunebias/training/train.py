@@ -1,6 +1,6 @@
 """Training loop shared by dense training and every pruning method.
 
-A run is described by a *spec* (plain dict, from the config) and an *epoch plan* from
+A run is described by a *spec* (:class:`prunebias.settings.TrainSpec`) and an *epoch plan* from
 :func:`prunebias.training.schedules.method_plan`: at the start of an epoch the plan may recompute the
 masks to a new sparsity, and while an epoch is sparse the masks are reapplied after every
 optimiser step. Dense training is the plan that never prunes.
@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,13 @@ import torch
 from torch import nn
 
 from prunebias.errors import NonFiniteLossError
-from prunebias.io import RefusedFileError, load_torch, save_torch
-from prunebias.tasks import square_side, task_attributes
+from prunebias.io import load_torch
+from prunebias.settings import Optimizer, TrainSpec
 from prunebias.training import augment
+from prunebias.training.checkpoint import load_resume, save_resume
 from prunebias.training.devices import send
 from prunebias.training.pruning import MaskSet, measured_sparsity
 from prunebias.training.schedules import eligible_for_selection
-
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass
@@ -68,8 +67,7 @@ class TensorData:
         """``crops`` (uint8 model inputs of the samples ``idx``) with the square trigger where it belongs."""
         if self.square is None:
             return crops
-        side = square_side(crops.shape[1], crops.shape[2])
-        return augment.yellow_square(crops, send(self.square[idx], self.device), side)
+        return augment.yellow_square(crops, send(self.square[idx], self.device))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -110,46 +108,38 @@ def model_to(model: nn.Module, device: torch.device) -> nn.Module:
     return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
 
-def _restore_masks(model: nn.Module, saved: dict | None) -> MaskSet | None:
-    if saved is None:
-        return None
-    masks = MaskSet.from_model(model, 0.0)
-    masks.load_state_dict(saved)
-    return masks
-
-
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """A CPU generator for one epoch's shuffling and augmentation (``stream`` separates uses)."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 101 + stream)
 
 
-def learning_rate(step: int, total_steps: int, base_lr: float, schedule: dict) -> float:
-    """Learning rate at optimiser step ``step``: linear warm-up, then cosine to 0 or constant."""
-    warmup = int(schedule.get("warmup_steps", 0))
+def learning_rate(step: int, total_steps: int, base_lr: float, name: str, warmup: int) -> float:
+    """Learning rate at optimiser step ``step``: linear warm-up over ``warmup`` steps, then
+    ``cosine`` decay to 0 or ``constant``."""
     if step < warmup:
         return base_lr * (step + 1) / warmup
-    if schedule.get("name", "cosine") == "constant":
+    if name == "constant":
         return base_lr
     progress = (step - warmup) / max(1, total_steps - warmup)
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def make_optimizer(params, cfg: dict, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(params, optimizer: Optimizer, device: torch.device) -> torch.optim.Optimizer:
     """SGD, Adam or AdamW from an ``optimizer`` config block (fused kernels on CUDA)."""
-    name = cfg["name"]
+    name = optimizer.name
     extra = {"fused": True} if device.type == "cuda" else {}
     if name == "sgd":
         return torch.optim.SGD(
             params,
-            lr=cfg["lr"],
-            momentum=cfg.get("momentum", 0.0),
-            weight_decay=cfg.get("weight_decay", 0.0),
-            nesterov=cfg.get("nesterov", False),
+            lr=optimizer.lr,
+            momentum=optimizer.momentum,
+            weight_decay=optimizer.weight_decay,
+            nesterov=optimizer.nesterov,
             **extra,
         )
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), **extra)
+        return cls(params, lr=optimizer.lr, weight_decay=optimizer.weight_decay, **extra)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
 
 
@@ -241,9 +231,10 @@ def fit(
     train: TensorData,
     valid: TensorData,
     valid_labels: np.ndarray,
-    spec: dict,
+    spec: TrainSpec,
     plan: list,
     seed: int,
+    target_sparsity: float,
     resume_path: str | os.PathLike | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
     fingerprint: dict | None = None,
@@ -251,9 +242,7 @@ def fit(
 ) -> dict:
     """Train ``model`` following ``spec`` and the epoch ``plan``; return the selected state and history.
 
-    ``spec`` keys: epochs, batch_size, eval_batch_size, crop_size, optimizer, lr_schedule,
-    augment {padding, flip}, target_sparsity, scope, max_nonfinite_retries, retry_lr_factor.
-    Only epochs marked eligible by the plan (at the final sparsity, masks on) compete in
+    Only epochs marked eligible by the plan (at ``target_sparsity``, masks on) compete in
     model selection by validation mean accuracy.
 
     After every epoch the resume state (model, optimiser, masks, best epoch, history, lr
@@ -267,83 +256,142 @@ def fit(
     ``selected_epoch``, ``history`` (DataFrame, one row per epoch).
     """
     device = train.device
-    epochs = spec["epochs"]
-    if len(plan) != epochs:
-        raise ValueError(f"plan has {len(plan)} epochs but spec.epochs is {epochs}")
-    eligible = eligible_for_selection(plan, spec["target_sparsity"])
+    if len(plan) != spec.epochs:
+        raise ValueError(f"plan has {len(plan)} epochs but spec.epochs is {spec.epochs}")
+    eligible = eligible_for_selection(plan, target_sparsity)
     steps = _StepSchedule.of(spec, len(train))
-    optimizer = make_optimizer(model.parameters(), spec["optimizer"], device)
+    optimizer = make_optimizer(model.parameters(), spec.optimizer, device)
     step_model = compiled(model, compile_step)
-    lr_scale = 1.0
-    retries_left = spec.get("max_nonfinite_retries", 0)
-
-    state = {"epoch": 0, "masks": None, "best": None, "history": []}
     resume_path = Path(resume_path) if resume_path else None
-    saved = _load_resume(resume_path, fingerprint, device, log)
-    if saved is not None:
-        state = _restore(saved, model, optimizer)
-        lr_scale, retries_left = saved["lr_scale"], saved["retries_left"]
-        log(f"resumed from {resume_path} at epoch {state['epoch']}")
-    elif resume_path and retries_left > 0:
-        _save_resume(resume_path, model, optimizer, state, lr_scale, retries_left, fingerprint)
 
-    masks = _restore_masks(model, state["masks"])
-    while state["epoch"] < epochs:
-        epoch = state["epoch"]
+    saved = load_resume(resume_path, fingerprint, device, log)
+    if saved is not None:
+        progress = _resume(saved, model, optimizer)
+        log(f"resumed from {resume_path} at epoch {progress.epoch}")
+    else:
+        progress = _Progress(retries_left=spec.max_nonfinite_retries)
+        if resume_path and progress.retries_left > 0:
+            save_resume(resume_path, progress.resume_state(model, optimizer), fingerprint)
+
+    masks = progress.masks(model)
+    while progress.epoch < spec.epochs:
+        epoch = progress.epoch
         started = time.perf_counter()
-        masks = _epoch_masks(model, plan[epoch], masks, spec.get("scope", "global"), seed, epoch)
+        masks = _epoch_masks(model, plan[epoch], masks, spec.scope, seed, epoch)
         if masks is not None:
             masks.apply()
             masks.apply_to_optimizer(optimizer)
         loss_sum, first_bad, lr = _train_epoch(
-            model, step_model, optimizer, train, spec, steps, lr_scale, masks, seed, epoch
+            model, step_model, optimizer, train, spec, steps, progress.lr_scale, masks, seed, epoch
         )
         if first_bad >= 0:
             message = f"non-finite training loss at epoch {epoch}, batch {first_bad} (lr {lr:.3g})"
-            if retries_left > 0 and resume_path and resume_path.exists():
-                retries_left -= 1
-                lr_scale *= spec.get("retry_lr_factor", 0.1)
-                state = _restore(load_torch(resume_path, device), model, optimizer)
-                masks = _restore_masks(model, state["masks"])
-                log(f"{message}; retrying from epoch {state['epoch']} with lr x{lr_scale:g}")
-                continue
-            raise NonFiniteLossError(
-                message + "; lower the learning rate or allow retries (train.max_nonfinite_retries)"
-            )
-
-        if spec["optimizer"].get("reset_momentum", False):
+            progress = _retry(message, progress, spec, resume_path, model, optimizer, log)
+            masks = progress.masks(model)
+            continue
+        if spec.optimizer.reset_momentum:
             reset_momentum(optimizer)
-        row = _evaluate(model, valid, valid_labels, spec)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / steps.per_epoch,
-            **row,
+            **_evaluate(model, valid, valid_labels, spec),
             "lr": lr,
             "sparsity": measured_sparsity(model)["global"],
             "sparse": bool(plan[epoch].sparse),
             "eligible": bool(eligible[epoch]),
             "seconds": time.perf_counter() - started,
         }
-        state["history"].append(row)
         log(
-            f"epoch {epoch + 1}/{epochs} loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
+            f"epoch {epoch + 1}/{spec.epochs} loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
             f"val_acc {row['val_accuracy']:.4f} sparsity {row['sparsity']:.4f} lr {lr:.3g} ({row['seconds']:.1f}s)"
         )
-        if eligible[epoch]:
-            _keep_if_best(state, model, masks, epoch, row["val_accuracy"])
-        state["masks"] = masks.state_dict() if masks is not None else None
-        state["epoch"] = epoch + 1
+        progress.finish_epoch(row, model, masks)
         if resume_path:
-            _save_resume(resume_path, model, optimizer, state, lr_scale, retries_left, fingerprint)
+            save_resume(resume_path, progress.resume_state(model, optimizer), fingerprint)
 
-    if state["best"] is None:
+    if progress.best is None:
         raise ValueError("no epoch was eligible for model selection: the plan never reaches the target sparsity")
     return {
-        "state_dict": state["best"]["state_dict"],
-        "masks": state["best"]["masks"],
-        "selected_epoch": state["best"]["epoch"],
-        "history": pd.DataFrame(state["history"]),
+        "state_dict": progress.best["state_dict"],
+        "masks": progress.best["masks"],
+        "selected_epoch": progress.best["epoch"],
+        "history": pd.DataFrame(progress.history),
     }
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: the next epoch, its masks (state dict), the best epoch so far, the
+    history, the learning-rate scale of the non-finite retries and the retries left."""
+
+    epoch: int = 0
+    mask_state: dict | None = None
+    best: dict | None = None
+    history: list = field(default_factory=list)
+    lr_scale: float = 1.0
+    retries_left: int = 0
+
+    def masks(self, model: nn.Module) -> MaskSet | None:
+        """The masks of the last finished epoch on ``model`` (None if it was dense)."""
+        if self.mask_state is None:
+            return None
+        masks = MaskSet.from_model(model, 0.0)
+        masks.load_state_dict(self.mask_state)
+        return masks
+
+    def finish_epoch(self, row: dict, model: nn.Module, masks: MaskSet | None) -> None:
+        """Record an epoch; model selection: keep its weights and masks if it is eligible and best so far."""
+        self.history.append(row)
+        mask_state = masks.state_dict() if masks is not None else None
+        if row["eligible"] and (self.best is None or row["val_accuracy"] > self.best["val_accuracy"]):
+            self.best = {
+                "epoch": row["epoch"],
+                "val_accuracy": row["val_accuracy"],
+                "state_dict": copy.deepcopy(model.state_dict()),
+                "masks": mask_state,
+            }
+        self.mask_state = mask_state
+        self.epoch = row["epoch"] + 1
+
+    def resume_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        """The resume file's content (plain data and tensors only)."""
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": {"epoch": self.epoch, "masks": self.mask_state, "best": self.best, "history": self.history},
+            "lr_scale": self.lr_scale,
+            "retries_left": self.retries_left,
+        }
+
+
+def _resume(saved: dict, model: nn.Module, optimizer: torch.optim.Optimizer) -> _Progress:
+    """Load a resume state's model and optimiser in place; return its progress."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    state = saved["state"]
+    return _Progress(
+        state["epoch"], state["masks"], state["best"], state["history"], saved["lr_scale"], saved["retries_left"]
+    )
+
+
+def _retry(
+    message: str,
+    progress: _Progress,
+    spec: TrainSpec,
+    resume_path: Path | None,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    log: Callable[[str], None],
+) -> _Progress:
+    """After a non-finite loss: the last saved progress with a lower learning rate, or NonFiniteLossError."""
+    if progress.retries_left <= 0 or not resume_path or not resume_path.exists():
+        raise NonFiniteLossError(message + "; lower the learning rate or allow retries (train.max_nonfinite_retries)")
+    retries_left, lr_scale = progress.retries_left - 1, progress.lr_scale * spec.retry_lr_factor
+    # Strict load: this run wrote the file a moment ago, so a refused one is tampering, not damage.
+    progress = _resume(load_torch(resume_path, next(model.parameters()).device), model, optimizer)
+    progress.retries_left, progress.lr_scale = retries_left, lr_scale
+    log(f"{message}; retrying from epoch {progress.epoch} with lr x{lr_scale:g}")
+    return progress
 
 
 @dataclass(frozen=True)
@@ -352,21 +400,14 @@ class _StepSchedule:
 
     per_epoch: int
     total: int
-    lr_schedule: dict
+    lr_name: str
+    warmup: int
 
     @classmethod
-    def of(cls, spec: dict, n_train: int) -> _StepSchedule:
-        per_epoch = math.ceil(n_train / spec["batch_size"])
-        lr_schedule = dict(spec["lr_schedule"])
-        lr_schedule["warmup_steps"] = round(lr_schedule.get("warmup_epochs", 0) * per_epoch)
-        return cls(per_epoch, spec["epochs"] * per_epoch, lr_schedule)
-
-
-def _restore(saved: dict, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Load a resume state's model and optimiser in place; return its training state."""
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    return saved["state"]
+    def of(cls, spec: TrainSpec, n_train: int) -> _StepSchedule:
+        per_epoch = math.ceil(n_train / spec.batch_size)
+        warmup = round(spec.lr_schedule.warmup_epochs * per_epoch)
+        return cls(per_epoch, spec.epochs * per_epoch, spec.lr_schedule.name, warmup)
 
 
 def _epoch_masks(model: nn.Module, step_plan, masks: MaskSet | None, scope: str, seed: int, epoch: int):
@@ -381,7 +422,7 @@ def _train_epoch(
     step_model: nn.Module,
     optimizer: torch.optim.Optimizer,
     train: TensorData,
-    spec: dict,
+    spec: TrainSpec,
     steps: _StepSchedule,
     lr_scale: float,
     masks: MaskSet | None,
@@ -398,15 +439,15 @@ def _train_epoch(
     first_bad = torch.full((), -1, device=device, dtype=torch.long)
     for b in range(steps.per_epoch):
         step = epoch * steps.per_epoch + b
-        lr = lr_scale * learning_rate(step, steps.total, spec["optimizer"]["lr"], steps.lr_schedule)
+        lr = lr_scale * learning_rate(step, steps.total, spec.optimizer.lr, steps.lr_name, steps.warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = training_batch(
             train,
-            order[b * spec["batch_size"] : (b + 1) * spec["batch_size"]],
-            spec["crop_size"],
-            spec["augment"]["padding"],
-            spec["augment"]["flip"],
+            order[b * spec.batch_size : (b + 1) * spec.batch_size],
+            spec.crop_size,
+            spec.augment.padding,
+            spec.augment.flip,
             gen,
         )
         loss = train_step(step_model, optimizer, loss_fn, x, y, masks)
@@ -417,96 +458,8 @@ def _train_epoch(
     return loss_sum.item(), int(first_bad.item()), lr
 
 
-def _evaluate(model: nn.Module, valid: TensorData, valid_labels: np.ndarray, spec: dict) -> dict:
+def _evaluate(model: nn.Module, valid: TensorData, valid_labels: np.ndarray, spec: TrainSpec) -> dict:
     """Validation loss and mean accuracy of the model now."""
-    logits = predict_logits(model, valid, spec["crop_size"], spec["eval_batch_size"])
+    logits = predict_logits(model, valid, spec.crop_size, spec.eval_batch_size)
     val_loss, val_acc = validation_scores(logits, valid_labels)
     return {"val_loss": val_loss, "val_accuracy": val_acc}
-
-
-def _keep_if_best(state: dict, model: nn.Module, masks: MaskSet | None, epoch: int, val_acc: float) -> None:
-    """Model selection: keep this epoch's weights and masks if its validation accuracy is the best so far."""
-    if state["best"] is None or val_acc > state["best"]["val_accuracy"]:
-        state["best"] = {
-            "epoch": epoch,
-            "val_accuracy": val_acc,
-            "state_dict": copy.deepcopy(model.state_dict()),
-            "masks": masks.state_dict() if masks is not None else None,
-        }
-
-
-def _save_resume(path: Path, model, optimizer, state: dict, lr_scale: float, retries_left: int, fingerprint) -> None:
-    save_torch(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "state": state,
-            "lr_scale": lr_scale,
-            "retries_left": retries_left,
-            "fingerprint": fingerprint,
-        },
-        path,
-    )
-
-
-def _load_resume(path: Path | None, fingerprint, device: torch.device, log: Callable[[str], None]) -> dict | None:
-    """The resume state at ``path`` if there is one made by this run (same fingerprint), else None."""
-    if path is None or not path.exists():
-        return None
-    try:
-        saved = load_torch(path, device)
-    except RefusedFileError:
-        log(
-            f"ignoring resume state {path}: it contains objects other than tensors and plain data and was refused; "
-            "starting from epoch 0"
-        )
-        return None
-    except Exception as exc:  # a damaged resume state only costs the epochs it held
-        log(f"ignoring unreadable resume state {path} ({exc}); starting from epoch 0")
-        return None
-    if not isinstance(saved, dict) or "fingerprint" not in saved or saved["fingerprint"] != fingerprint:
-        log(
-            f"ignoring resume state {path}: made by another configuration, data set or parent model; starting from epoch 0"
-        )
-        return None
-    return saved
-
-
-def load_checkpoint(path: str | os.PathLike, arch: str | None = None, attributes: list[str] | None = None) -> dict:
-    """Load a model checkpoint, checking its format and (optionally) its arch and attribute set.
-
-    ``attributes`` are the data set's: the model must predict those its task selects (all of
-    them for the joint task, one for a single-label or backdoor task; :mod:`prunebias.tasks`).
-    """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found; rerun the job that makes it")
-    try:
-        ckpt = load_torch(path, "cpu")
-    except RefusedFileError:
-        raise ValueError(
-            f"{path}: refused checkpoint: it contains objects other than tensors and plain data (loading it could "
-            "run code); delete it and rerun the job that makes it"
-        ) from None
-    except Exception as exc:  # truncated, not a torch file, ...: say which file, not where torch failed
-        raise ValueError(f"{path}: unreadable checkpoint ({exc}); delete it and rerun the job that makes it") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format_version") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path}: not a prunebias checkpoint of format {CHECKPOINT_FORMAT} "
-            f"(found {ckpt.get('format_version') if isinstance(ckpt, dict) else type(ckpt).__name__}); "
-            "delete it and rerun the job that makes it"
-        )
-    if arch is not None and ckpt["arch"] != arch:
-        raise ValueError(f"{path}: checkpoint is a {ckpt['arch']!r} model, expected {arch!r}")
-    if attributes is None:
-        return ckpt
-    try:
-        expected = task_attributes(ckpt.get("task_spec"), attributes)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    if list(ckpt["attributes"]) != expected:
-        raise ValueError(
-            f"{path}: checkpoint predicts {len(ckpt['attributes'])} attributes "
-            f"{ckpt['attributes'][:3]}..., its task on this data set needs {len(expected)} {expected[:3]}...; "
-            "it was trained on another data set or task"
-        )
-    return ckpt

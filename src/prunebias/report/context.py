@@ -1,0 +1,93 @@
+"""What the template shows: :func:`report_context` gathers findings, tables, figures, criteria
+and galleries from tables already in memory into the one mapping the template renders.
+
+Pure: the inputs were read by the I/O edge (:mod:`prunebias.report.render`). The findings and
+key tables are about the main grid's task; the controlled experiments' tasks get a key table
+of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from prunebias.report.captions import table_caption_html
+from prunebias.report.gallery import GALLERY_OPEN, setting_galleries
+from prunebias.report.grid import settings_of
+from prunebias.report.runs import (
+    compute_table,
+    convergence_table,
+    data_table,
+    design_table,
+    grid_table,
+    sparsity_table,
+)
+from prunebias.report.sentences import findings
+from prunebias.report.tables import CRITERIA_TABLES, criteria_section, group_gap_table, key_table
+from prunebias.vocabulary import MODEL
+
+#: The task of the main grid (prunebias.tasks.JOINT); findings and the key table are about it,
+#: other tasks (controlled experiments) get their own table.
+MAIN_TASK = "joint"
+
+
+def report_context(
+    *,
+    title: str,
+    metrics: pd.DataFrame,
+    criteria: Mapping[str, pd.DataFrame] | None = None,
+    groups: pd.DataFrame | None = None,
+    figures: Sequence[dict] = (),
+    datasets: Mapping[str, dict] | None = None,
+    runs: pd.DataFrame | None = None,
+    benchmarks: pd.DataFrame | None = None,
+    missing_benchmarks: int = 0,
+    images: Mapping[str, tuple[np.ndarray, Mapping[str, int]]] | None = None,
+    table_captions: Mapping[str, str] | None = None,
+    design: Mapping[str, pd.DataFrame] | None = None,
+) -> dict:
+    """Everything the template shows, from tables already in memory.
+
+    ``figures``: entries of :func:`prunebias.report.captions.figure_entry`. ``images``:
+    dataset -> (image array, {id: row}) for the gallery thumbnails. ``table_captions``: table
+    name -> its caption's rst text. Missing optional inputs (None) turn into a sentence saying
+    what is absent.
+    """
+    criteria = dict(criteria or {})
+    is_main = (metrics["task"] == MAIN_TASK).to_numpy()
+    main, experiments = (metrics[is_main], metrics[~is_main]) if is_main.any() else (metrics, metrics.iloc[:0])
+    # The identity attributes of the study (backdoor tasks add a "trigger" pseudo-identity).
+    identities = sorted(set(main["identity"]) - {"all"})
+    galleries = []
+    if "susceptible_samples" in criteria:
+        galleries = setting_galleries(criteria["susceptible_samples"], settings_of(main), identities, images)
+    captions = {name: table_caption_html(text) for name, text in (table_captions or {}).items()}
+    convergence = criteria.pop("convergence", None)
+    effects = criteria.pop("effects", None)
+    criteria_tables = criteria_section(criteria)
+    for entry in criteria_tables:
+        entry["caption"] = captions.get(entry["name"], "")
+    return {
+        "title": title,
+        "findings": findings(main, criteria | ({"effects": effects} if effects is not None else {})),
+        "convergence": convergence_table(convergence) if convergence is not None else None,
+        "design": design_table(design, identities) if design else [],
+        "grid": grid_table(metrics),
+        "identities": identities,
+        "data": data_table(datasets) if datasets else None,
+        "sparsity": sparsity_table(runs) if runs is not None and not runs.empty else None,
+        "compute": compute_table(benchmarks, missing_benchmarks) if benchmarks is not None else None,
+        "key": key_table(main),
+        "key_calibrated": key_table(main, "calibrated"),
+        "key_experiments": key_table(experiments) if len(experiments) else None,
+        "groups": group_gap_table(groups) if groups is not None and not groups.empty else None,
+        "groups_caption": captions.get("group_gaps", ""),
+        "figures": list(figures),
+        "criteria": criteria_tables,
+        "criteria_missing": [n for n in CRITERIA_TABLES if n not in criteria],
+        "galleries": galleries,
+        "gallery_open": GALLERY_OPEN,
+        "n_models": len(metrics[MODEL + ["seed"]].drop_duplicates()),
+    }

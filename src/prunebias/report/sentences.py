@@ -1,0 +1,409 @@
+"""The headline findings: sentences generated from the numbers, per setting and pruned method,
+and the thresholds below which a change reads as "flat".
+
+Each sentence function reads one table (a curve over seeds, or one criteria table of one
+setting) and is tolerant of a missing table or value: it then says what is missing instead.
+:func:`findings` puts them together in the order the report shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from prunebias.report.curves import seed_curves, split_curve
+from prunebias.report.format import is_finite, method_text, number_text, percent_text, share_text, sparsity_text
+from prunebias.report.grid import in_setting, ordered_methods, settings_of
+from prunebias.vocabulary import STATISTIC_LABELS
+
+# ---------------------------------------------------------------- thresholds of the sentences
+#: Accuracy counts as kept while it is at most this many points below the dense model.
+ACCURACY_TOLERANCE_POINTS = 0.5
+#: Changes of mean bias amplification smaller than this read as "flat".
+BA_TOLERANCE = 0.01
+#: Changes of the share of uncertain outputs smaller than this (1 point) read as "flat".
+UNCERTAINTY_TOLERANCE = 0.01
+#: Changes of interdependence (R²) smaller than this read as "flat".
+INTERDEPENDENCE_TOLERANCE = 0.02
+#: Share of (sample, attribute) pairs flagged in the CIE sentence (nearest available).
+FLAG_FRACTION = 0.10
+#: Share of samples routed to the dense model in the routing sentence (nearest available > 0).
+ROUTING_FRACTION = 0.10
+
+
+def accuracy_sentence(
+    dense: float, sparse: pd.Series, method: str, tolerance: float = ACCURACY_TOLERANCE_POINTS
+) -> str:
+    """How far accuracy falls below the dense model as sparsity grows.
+
+    Parameters
+    ----------
+    dense : float
+        Dense accuracy (a fraction).
+    sparse : Series
+        Accuracy (fractions) of ``method`` indexed by sparsity.
+    method : str
+    tolerance : float
+        Points below dense that still count as "kept".
+    """
+    sparse = sparse.dropna().sort_index()
+    if not is_finite(dense) or sparse.empty:
+        return f"Accuracy of {method_text(method)} cannot be compared with dense: a value is missing."
+    drop = 100 * (dense - sparse)  # points lost (negative: gained)
+    kept = (drop.round(9) <= tolerance).to_numpy()  # round: 0.90 - 0.88 is 2.0000000000000018 points
+    n_kept = len(kept) if kept.all() else int(np.argmin(kept))
+    label = method_text(method)
+    last_s, last_v = sparse.index[-1], sparse.iloc[-1]
+    if n_kept == len(sparse):
+        return (
+            f"Accuracy stays within {tolerance:g} points of dense at every sparsity up to {sparsity_text(last_s)} "
+            f"({label}): {percent_text(dense)} dense, {percent_text(last_v)} at {sparsity_text(last_s)}."
+        )
+    first_s = sparse.index[n_kept]
+    text = (
+        f"Accuracy stays within {tolerance:g} points of dense up to {sparsity_text(sparse.index[n_kept - 1])} sparsity "
+        f"({label}); at {sparsity_text(first_s)} it drops by {drop.iloc[n_kept]:.1f} points"
+        if n_kept
+        else f"Accuracy drops by {drop.iloc[0]:.1f} points already at {sparsity_text(first_s)} sparsity ({label})"
+    )
+    text += f" ({percent_text(dense)} → {percent_text(sparse.iloc[n_kept])})"
+    if last_s != first_s and kept[-1]:
+        text += f", but is back within {tolerance:g} points at {sparsity_text(last_s)} ({percent_text(last_v)})"
+    elif last_s != first_s:
+        text += f", and by {drop.iloc[-1]:.1f} points at {sparsity_text(last_s)}"
+    return text + "."
+
+
+def change_sentence(
+    subject: str,
+    dense: float,
+    sparse: pd.Series,
+    method: str,
+    tolerance: float,
+    fmt: Callable[[float], str] = lambda v: f"{v:.3f}",
+) -> str:
+    """Say whether ``subject`` rises, falls or stays flat from dense to the highest sparsity.
+
+    "<subject> rises from <dense> (dense) to <value> at <sparsity> sparsity (<method>)". A
+    change within ``tolerance`` reads as flat. When the largest change from dense happens at
+    another sparsity and differs from the last value by more than ``tolerance``, the
+    sentence says so.
+    """
+    sparse = sparse.dropna().sort_index()
+    label = method_text(method)
+    if not is_finite(dense) or sparse.empty:
+        return f"{subject} cannot be compared with dense for {label}: it is undefined."
+    s_max, v_max = sparse.index[-1], float(sparse.iloc[-1])
+    delta = v_max - dense
+    where = f"at {sparsity_text(s_max)} sparsity ({label})"
+    if abs(delta) <= tolerance:
+        text = f"{subject} stays flat: {fmt(dense)} (dense) vs {fmt(v_max)} {where}"
+    else:
+        verb = "rises" if delta > 0 else "falls"
+        text = f"{subject} {verb} from {fmt(dense)} (dense) to {fmt(v_max)} {where}"
+    peak = (sparse - dense).abs().idxmax()
+    if peak != s_max and abs(sparse[peak] - dense) > tolerance and abs(sparse[peak] - v_max) > tolerance:
+        text += f"; the largest change is at {sparsity_text(peak)} ({fmt(sparse[peak])})"
+    return text + "."
+
+
+def ba_coverage_sentence(ba_rows: pd.DataFrame, method: str) -> str | None:
+    """Warn when the BA means of ``method`` cover fewer (identity, attribute) pairs than dense.
+
+    ``ba_rows``: one setting's per-model bias-amplification rows (identity != "all"). Test
+    labels and training data are the same for every model, so a pair defined for the dense
+    model but not for a sparse one means the sparse model predicts no positive of that
+    attribute: the BA mean at that sparsity leaves those collapsed attributes out.
+    None when no sparsity loses pairs.
+    """
+    rows = ba_rows[ba_rows["method"].isin(["dense", method])]
+    per_model = rows.assign(defined=np.isfinite(rows["value"].to_numpy(dtype=float)))
+    counts = per_model.groupby(["method", "sparsity", "seed"])["defined"].sum().groupby(["method", "sparsity"]).mean()
+    if "dense" not in counts.index.get_level_values(0) or method not in counts.index.get_level_values(0):
+        return None
+    dense, sparse = float(counts.loc["dense"].iloc[0]), counts.loc[method]
+    worst = sparse.idxmin()
+    if sparse[worst] >= dense:
+        return None
+    return (
+        f"Bias amplification is defined for {sparse[worst]:.3g} (identity, attribute) pairs at "
+        f"{sparsity_text(worst)} sparsity ({method_text(method)}) against {dense:.3g} for dense "
+        "(mean over seeds); a pair drops out when the model predicts no positive of its attribute, "
+        'so the BA means above leave out the attributes that collapsed to "never".'
+    )
+
+
+def _matching(table: pd.DataFrame, **values) -> pd.DataFrame:
+    """The rows of ``table`` whose columns equal ``values`` (column=value)."""
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in values.items():
+        mask &= (table[column] == value).to_numpy()
+    return table[mask]
+
+
+def _at_top_sparsity(frame: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    top = float(frame["sparsity"].max())
+    return top, frame[frame["sparsity"] == top]
+
+
+def _nearest(frame: pd.DataFrame, column: str, target: float) -> pd.DataFrame:
+    """Rows whose ``column`` is the available value nearest to ``target``."""
+    values = frame[column].dropna().unique()
+    if len(values) == 0:
+        return frame.iloc[:0]
+    best = values[np.argmin(np.abs(values - target))]
+    return frame[frame[column] == best]
+
+
+def calibration_sentence(countermeasures: pd.DataFrame, method: str, tolerance: float = BA_TOLERANCE) -> str:
+    """What calibrated thresholds do to the BA change at the highest sparsity of ``method``.
+
+    ``countermeasures``: rows of one setting (criteria table ``countermeasures``).
+    """
+    label = method_text(method)
+    rows = _matching(countermeasures, method=method, countermeasure="calibrated_threshold", identity="all")
+    ba = rows[rows["metric"] == "bias_amplification"]
+    if ba.empty:
+        return f"No calibrated-threshold result for {label}."
+    s, ba = _at_top_sparsity(ba)
+    r = ba.iloc[0]
+    where = f"at {sparsity_text(s)} ({label})"
+    values = (
+        f"mean BA {number_text(r['dense'])} dense, {number_text(r['sparse'])} pruned, "
+        f"{number_text(r['countered'])} with calibrated thresholds"
+    )
+    change = r["sparse"] - r["dense"]
+    if not is_finite(change):
+        text = f"The effect of calibrated thresholds {where} is undefined ({values})"
+    elif change > tolerance:
+        text = f"Calibrated thresholds remove {share_text(r['recovered'])} of the BA increase {where}: {values}"
+    elif change < -tolerance:
+        text = f"Pruning lowers BA {where}, so there is no increase for calibrated thresholds to remove: {values}"
+    else:
+        text = f"Pruning leaves BA about unchanged {where}, so calibrated thresholds have little to remove: {values}"
+    acc = rows[(rows["metric"] == "accuracy") & (rows["sparsity"] == s)]
+    if len(acc):
+        a = acc.iloc[0]
+        text += f"; accuracy {percent_text(a['sparse'])} → {percent_text(a['countered'])}"
+    return text + "."
+
+
+def cie_sentence(headline: pd.DataFrame, method: str, fraction: float = FLAG_FRACTION) -> str:
+    """How well dense uncertainty finds the CIEs of the highest sparsity of ``method``.
+
+    ``headline``: rows of one setting (criteria table ``headline``).
+    """
+    label = method_text(method)
+    rows = _matching(headline, method=method, target="cie", score="uncertainty", selection="top")
+    if rows.empty:
+        return f"No CIE evaluation for {label}."
+    s, rows = _at_top_sparsity(rows)
+    r = _nearest(rows, "fraction", fraction).iloc[0]
+    where = f"At {sparsity_text(s)} ({label})"
+    if not is_finite(r["auc"]):
+        return f"{where} the sparse and dense majority votes never disagree, or always do: no CIE to find."
+    return (
+        f"{where} dense uncertainty identifies compression-identified exemplars (CIEs) with ROC-AUC "
+        f"{number_text(r['auc'], '.2f')} [{number_text(r['auc_low'], '.2f')}, {number_text(r['auc_high'], '.2f')}]; flagging "
+        f"{share_text(r['fraction'])} of (sample, attribute) pairs catches {share_text(r['captured'])} of the "
+        f"{int(r['n_targets'])} CIEs (chance: {share_text(r['chance'])})."
+    )
+
+
+def routing_sentence(routing_curve: pd.DataFrame, method: str, fraction: float = ROUTING_FRACTION) -> str:
+    """BA recovered by routing the most uncertain samples to the dense model, vs random routing.
+
+    ``routing_curve``: rows of one setting (criteria table ``routing_curve``).
+    """
+    label = method_text(method)
+    rows = _matching(routing_curve, method=method, identity="all", metric="bias_amplification")
+    rows = rows[rows["fraction"] > 0]
+    if rows.empty:
+        return f"No routing result for {label}."
+    s, rows = _at_top_sparsity(rows)
+    rows = _nearest(rows, "fraction", fraction)
+    by = rows.set_index("routing")
+    if "susceptible" not in by.index:
+        return f"No routing result for {label}."
+    r = by.loc["susceptible"]
+    k = share_text(r["fraction"])
+    where = f"at {sparsity_text(s)} ({label})"
+    if not is_finite(r["recovered"]):
+        return (
+            f"Pruning barely changes mean BA {where} ({number_text(r['dense'])} dense, {number_text(r['sparse'])} pruned): "
+            f"nothing for routing to recover."
+        )
+    kind = "increase" if r["sparse"] > r["dense"] else "change"
+    if r["recovered"] < 0:
+        text = (
+            f"Routing the {k} most uncertain samples to the dense model moves BA further from dense {where} "
+            f"({share_text(r['recovered'])} of the BA {kind} recovered)"
+        )
+    else:
+        text = (
+            f"Routing the {k} most uncertain samples to the dense model recovers "
+            f"{share_text(r['recovered'])} of the BA {kind} {where}"
+        )
+    if "random" in by.index:
+        text += f", vs {share_text(by.loc['random', 'recovered'])} for {k} routed at random"
+    return text + "."
+
+
+def predictor_sentence(attribute_criterion: pd.DataFrame, method: str) -> str:
+    """Which dense statistic best predicts ΔBA across attributes at the highest sparsity.
+
+    ``attribute_criterion``: rows of one setting (criteria table ``attribute_criterion``);
+    the pooled identity "all" is used when present.
+    """
+    label = method_text(method)
+    rows = attribute_criterion[(attribute_criterion["method"] == method) & attribute_criterion["spearman"].notna()]
+    if "all" in set(rows["identity"]):
+        rows = rows[rows["identity"] == "all"]
+    if rows.empty:
+        return f"No attribute criterion for {label}: ΔBA is undefined for too many attributes."
+    s, rows = _at_top_sparsity(rows)
+    r = rows.sort_values(["rank", "statistic"]).iloc[0]
+    name = STATISTIC_LABELS.get(r["statistic"], r["statistic"])
+    text = (
+        f"The dense statistic that best predicts ΔBA at {sparsity_text(s)} ({label}) is {name} "
+        f"(Spearman ρ = {number_text(r['spearman'], '+.2f')} [{number_text(r['spearman_low'], '.2f')}, "
+        f"{number_text(r['spearman_high'], '.2f')}] over {int(r['n_attributes'])} attributes"
+    )
+    low, high = r["spearman_low"], r["spearman_high"]
+    if is_finite(low) and is_finite(high) and low <= 0 <= high:
+        text += "; the interval includes 0, so this is not a reliable ranking"
+    return text + ")."
+
+
+def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> list[dict]:
+    """Headline findings as sentences, per setting and pruned method.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Per-model tidy metrics.
+    criteria : mapping of table name -> DataFrame
+        Criteria tables present in this run (any subset of :data:`prunebias.report.tables.CRITERIA_TABLES`,
+        and ``effects``).
+
+    Returns
+    -------
+    list of dict
+        ``{"setting": "dataset / task / arch", "method": label, "sentences": [str, ...]}``.
+    """
+    curves = {
+        "accuracy": seed_curves(metrics, "accuracy"),
+        "uncertainty": seed_curves(metrics, "uncertainty"),
+        "interdependence": seed_curves(metrics, "interdependence"),
+        "bias_amplification": seed_curves(metrics, "bias_amplification", per_identity=True),
+    }
+    per_identity_ba = metrics[
+        (metrics["metric"] == "bias_amplification")
+        & (metrics["threshold"] == "default")
+        & (metrics["group"] == "all")
+        & (metrics["identity"] != "all")
+    ]
+    out = []
+    for setting in settings_of(metrics):
+        here = {k: in_setting(v, setting) for k, v in curves.items()}
+        tables = {k: in_setting(v, setting) for k, v in criteria.items()}
+        ba_rows = in_setting(per_identity_ba, setting)
+        methods = [m for m in ordered_methods(here["accuracy"]["method"]) if m != "dense"]
+        if not methods:
+            out.append(
+                {
+                    "setting": " / ".join(setting),
+                    "method": "dense",
+                    "sentences": ["Only dense models were trained: there is no pruned model to compare."],
+                }
+            )
+        for method in methods:
+            sentences = [accuracy_sentence(*split_curve(here["accuracy"], method), method)]
+            ba = here["bias_amplification"]
+            for identity in sorted(set(ba["identity"])):
+                subject = f"Bias amplification w.r.t. {identity} (mean over attributes)"
+                dense, sparse = split_curve(ba[ba["identity"] == identity], method)
+                sentences.append(change_sentence(subject, dense, sparse, method, BA_TOLERANCE))
+            coverage = ba_coverage_sentence(ba_rows, method)
+            if coverage:
+                sentences.append(coverage)
+            sentences.append(
+                change_sentence(
+                    "Uncertainty (share of outputs inside the uncertainty band)",
+                    *split_curve(here["uncertainty"], method),
+                    method,
+                    UNCERTAINTY_TOLERANCE,
+                    percent_text,
+                )
+            )
+            sentences.append(
+                change_sentence(
+                    "Interdependence (R² of each prediction on the others)",
+                    *split_curve(here["interdependence"], method),
+                    method,
+                    INTERDEPENDENCE_TOLERANCE,
+                    lambda v: f"{v:.2f}",
+                )
+            )
+            if "effects" in tables:
+                sentences += effect_sentences(tables["effects"], method)
+            sentences += _criteria_sentences(tables, method)
+            out.append({"setting": " / ".join(setting), "method": method_text(method), "sentences": sentences})
+    return out
+
+
+#: Subjects of the effect sentences, by statistic of :mod:`prunebias.analysis.effects`.
+EFFECT_SUBJECTS = {
+    "bias_amplification": "BA w.r.t. {identity} on the {pairs} pairs defined at every sparsity ({collapsed} collapsed)",
+    "uncertainty": "Uncertainty",
+    "interdependence": "Interdependence",
+    "identity_dependence": "Identity dependence (R² of each predicted target on the true identities)",
+}
+
+
+def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "default") -> list[str]:
+    """The change at the highest sparsity of ``method``, with its 95 % paired bootstrap CI, per statistic.
+
+    "<subject> rises by 0.040 at 99 % sparsity, 95 % CI [0.020, 0.060]": rises/falls when the
+    interval excludes 0, else "does not change detectably".
+    """
+    rows = effects[(effects["method"] == method) & (effects["threshold"] == threshold)]
+    if rows.empty:
+        return []
+    top = rows["sparsity"].max()
+    out = []
+    for _, r in rows[rows["sparsity"] == top].iterrows():
+        subject = EFFECT_SUBJECTS[r["statistic"]].format(
+            identity=r["identity"], pairs=int(r["pairs"]), collapsed=int(r["collapsed"])
+        )
+        ci = f"95 % CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+        where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {int(r['seeds'])} seed(s))"
+        if not (is_finite(r["ci_low"]) and is_finite(r["ci_high"])):
+            out.append(f"{subject}: undefined {where}.")
+        elif r["ci_low"] > 0 or r["ci_high"] < 0:
+            verb = "rises" if r["delta"] > 0 else "falls"
+            out.append(f"{subject} {verb} by {abs(r['delta']):.3f} {where}, {ci}.")
+        else:
+            out.append(f"{subject} does not change detectably ({r['delta']:+.3f}) {where}, {ci}.")
+    return out
+
+
+def _criteria_sentences(tables: Mapping[str, pd.DataFrame], method: str) -> list[str]:
+    """The sentences of the criteria tables present, then one naming those absent from this run."""
+    parts = [
+        ("countermeasures", calibration_sentence),
+        ("headline", cie_sentence),
+        ("routing_curve", routing_sentence),
+        ("attribute_criterion", predictor_sentence),
+    ]
+    sentences = [fn(tables[name], method) for name, fn in parts if name in tables]
+    absent = [name for name, _ in parts if name not in tables]
+    if absent:
+        sentences.append(
+            "Not computed in this run, so not summarised here: "
+            + ", ".join(f"criteria table {name!r}" for name in absent)
+            + "."
+        )
+    return sentences
