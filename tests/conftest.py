@@ -1,10 +1,12 @@
-"""Shared fixtures: a tiny prepared synthetic data set and the tiny workflow config."""
+"""Shared fixtures: a tiny prepared synthetic data set and the validated default config."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+import yaml
 
 from prunebias.data import store, synthetic
 from prunebias.io import save_array
@@ -21,3 +23,14 @@ def tiny_data(tmp_path_factory):
     save_array(images, out / "images.npy")
     store.write_index(index, out / "index.parquet", {"source": "synthetic", "resolution": 16})
     return out
+
+
+@pytest.fixture
+def config():
+    """The default config.yaml, validated by the config schema (its defaults filled in) as the Snakefile does."""
+    from snakemake.utils import validate
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    validate(cfg, str(root / "workflow/schemas/config.schema.yaml"))
+    return cfg

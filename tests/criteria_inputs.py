@@ -1,31 +1,8 @@
 """Constructed inputs shared by the tests of the criteria modules (cies, sample_criterion,
 attribute_criterion, countermeasures)."""
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
-
-from prunebias.settings import AnalysisSettings
-
-#: The config schema's analysis defaults, with the tests' identities.
-DEFAULT_SETTINGS = AnalysisSettings(
-    identities=["Male", "Young"],
-    ba_min_positives=10,
-    ba_min_relative_gap=0.1,
-    uncertainty_band=(0.1, 0.9),
-    ece_bins=10,
-    flag_fractions=[0.05, 0.1, 0.2],
-    routing_fractions=[0, 0.05, 0.1, 0.2, 0.3, 0.5],
-    bootstrap=1000,
-    gallery_size=12,
-    seed=0,
-)
-
-
-def criteria_settings(**changes) -> AnalysisSettings:
-    """:data:`DEFAULT_SETTINGS` with ``changes``."""
-    return dataclasses.replace(DEFAULT_SETTINGS, **changes)
 
 
 def confident(pred, rng=None, low=2.0, high=6.0):

@@ -10,15 +10,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 
 
-@pytest.fixture
-def config():
-    from snakemake.utils import validate
-
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
-    return cfg
-
-
 def test_default_config_is_valid(config):
     check_config(config, SCHEMA)
 

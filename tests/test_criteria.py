@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from criteria_inputs import criteria_settings
 from prunebias.analysis import criteria as cr
 from prunebias.analysis import metrics as pm
+from workflow_utils import analysis_settings
 
 IDENTITIES = ["Male", "Young"]
 
@@ -54,7 +54,7 @@ def synthetic():
 
 def test_criteria_tables_returns_every_table_with_the_documented_columns(synthetic):
     index, runs, metrics = synthetic
-    settings = criteria_settings(bootstrap=50, gallery_size=3, ba_min_positives=3, routing_fractions=[0, 0.1, 0.5])
+    settings = analysis_settings(bootstrap=50, gallery_size=3, ba_min_positives=3, routing_fractions=[0, 0.1, 0.5])
     tables = cr.criteria_tables(index, runs[::-1], metrics, settings)
     assert set(tables) == set(cr.TABLE_COLUMNS)
     for name, table in tables.items():
@@ -80,11 +80,11 @@ def test_criteria_tables_rejects_inconsistent_runs(synthetic):
     index, runs, metrics = synthetic
     sparse_only = [r for r in runs if r[0]["method"] != "dense"]
     with pytest.raises(ValueError, match="no dense model"):
-        cr.criteria_tables(index, sparse_only, metrics, criteria_settings(bootstrap=0))
+        cr.criteria_tables(index, sparse_only, metrics, analysis_settings(bootstrap=0))
     meta, frame = runs[0]
     with pytest.raises(ValueError, match="other test ids"):
-        cr.criteria_tables(index, [runs[1], (meta, frame.iloc[1:])], metrics, criteria_settings(bootstrap=0))
+        cr.criteria_tables(index, [runs[1], (meta, frame.iloc[1:])], metrics, analysis_settings(bootstrap=0))
     with pytest.raises(ValueError, match="two models"):
-        cr.criteria_tables(index, [runs[0], runs[0]], metrics, criteria_settings(bootstrap=0))
+        cr.criteria_tables(index, [runs[0], runs[0]], metrics, analysis_settings(bootstrap=0))
     with pytest.raises(ValueError, match="index is missing columns"):
-        cr.criteria_tables(index, runs, metrics, criteria_settings(identities=["Chubby"], bootstrap=0))
+        cr.criteria_tables(index, runs, metrics, analysis_settings(identities=["Chubby"], bootstrap=0))

@@ -9,10 +9,10 @@ from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from criteria_inputs import criteria_settings
 from prunebias.analysis import criteria as cr
 from prunebias.analysis import metrics as pm
 from prunebias.plots import figures_criteria as fc
+from workflow_utils import analysis_settings
 
 IDENTITIES = ["Male", "Young"]
 ATTRIBUTES = ["Smiling", "Blond_Hair", "Male", "Young", "Bald", "Eyeglasses"]
@@ -48,7 +48,7 @@ def tables() -> dict[str, pd.DataFrame]:
             runs.append((meta, frames["test"]))
             m = pm.model_metrics(index, frames["valid"], frames["test"], IDENTITIES, min_positives=3)
             metrics.append(m.assign(method=method, sparsity=sparsity, seed=seed))
-    settings = criteria_settings(bootstrap=30, gallery_size=2, ba_min_positives=3, routing_fractions=[0, 0.1, 0.3])
+    settings = analysis_settings(bootstrap=30, gallery_size=2, ba_min_positives=3, routing_fractions=[0, 0.1, 0.3])
     out = cr.criteria_tables(index, runs, pd.concat(metrics, ignore_index=True), settings)
     return {name: t.assign(**SETTING)[list(SETTING) + list(t.columns)] for name, t in out.items()}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 import shutil
@@ -19,19 +20,6 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 # The rules that train, prune, predict or make data: no analysis edit may schedule one.
 EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "prune", "predict"}
-# The analysis settings the stage-level tests pass to jobs.model_metrics.
-ANALYSIS_SETTINGS = AnalysisSettings(
-    identities=["Male", "Young"],
-    ba_min_positives=2,
-    ba_min_relative_gap=0.1,
-    uncertainty_band=(0.1, 0.9),
-    ece_bins=10,
-    flag_fractions=[0.1],
-    routing_fractions=[0.0, 0.5],
-    bootstrap=20,
-    gallery_size=4,
-    seed=0,
-)
 # The tiny config of the workflow tests; the tests change copies of it.
 TINY_CONFIG = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -39,17 +27,36 @@ SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 _NOT_TRAIN_KEYS = ("schedule", "scope", "task")
 
 
+def _validated(config: dict) -> dict:
+    """``config`` checked against the config schema, its defaults filled in (as the Snakefile does)."""
+    from snakemake.utils import validate
+
+    validate(config, str(SCHEMA))
+    return config
+
+
+def analysis_settings(**changes) -> AnalysisSettings:
+    """The analysis settings a job of the tiny config gets with an empty ``analysis`` block (the
+    schema's defaults) and identities Male and Young, with ``changes``."""
+    from prunebias.config import analysis_settings as settings_of
+
+    config = _validated({**copy.deepcopy(TINY_CONFIG), "analysis": {}, "identities": ["Male", "Young"]})
+    return dataclasses.replace(AnalysisSettings.from_json(settings_of(config)), **changes)
+
+
+# The analysis settings the stage-level tests pass to jobs.model_metrics.
+ANALYSIS_SETTINGS = analysis_settings(ba_min_positives=2)
+
+
 def train_spec(partial: dict) -> TrainSpec:
     """The training spec of a test's partial settings, completed as the workflow completes a user's:
     the ``train`` keys validated with the config schema (its defaults filled in), then
     :func:`prunebias.config.train_spec`, with ``schedule``/``scope``/``task`` as given."""
-    from snakemake.utils import validate
-
     from prunebias.config import train_spec as spec_of
 
     config = copy.deepcopy(TINY_CONFIG)
     config["train"] = {k: v for k, v in partial.items() if k not in _NOT_TRAIN_KEYS}
-    validate(config, str(SCHEMA))
+    _validated(config)
     extra = {k: partial[k] for k in _NOT_TRAIN_KEYS if k in partial}
     return TrainSpec.from_json({**spec_of(config, "dense"), **extra})
 

@@ -144,6 +144,12 @@ def train_spec(config: dict, method: str) -> dict:
     }
 
 
+def analysis_settings(config: dict) -> dict:
+    """The settings of the analysis jobs (JSON form of :class:`prunebias.settings.AnalysisSettings`):
+    the ``analysis`` block and the identities. Only these go into the analysis rules' params."""
+    return {"identities": config["identities"], **config["analysis"]}
+
+
 POST_TRAINING_METHODS = ("gmp_pt", "oneshot")
 
 

@@ -12,6 +12,7 @@ from snakemake.settings.types import DeploymentMethod
 from prunebias.code_inputs import package_root, stage_files
 from prunebias.config import (
     ConfigError,
+    analysis_settings,
     check_config,
     schema_errors,
     sparsity_label,
@@ -175,7 +176,7 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
-ANALYSIS = {"identities": config["identities"], **config["analysis"]}
+ANALYSIS = analysis_settings(config)
 
 
 def predictions():

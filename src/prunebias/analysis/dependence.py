@@ -54,15 +54,16 @@ def interdependence(pred, *, weights=None) -> np.ndarray:
     x = as_bool(pred, "pred")
     w, single = _sample_weights(weights, x.shape[0])
     r2 = np.full((len(w), x.shape[1]), np.nan)
-    counts = w @ x
-    live = (counts > 0) & (counts < w.sum(axis=1, keepdims=True))
+    counts, total = w @ x, w.sum(axis=1, keepdims=True)
+    live = (counts > 0) & (counts < total)
     cols = np.flatnonzero(live.any(axis=0))
     if x.shape[1] >= 2 and cols.size:
+        x, counts, live = x[:, cols], counts[:, cols], live[:, cols]
         # Rows of weightings at a time: the elimination holds m³ floats per weighting.
-        chunk = max(1, 2**23 // max(1, cols.size**3))
+        chunk = max(1, 2**23 // cols.size**3)
         for start in range(0, len(w), chunk):
             rows = slice(start, start + chunk)
-            r2[rows, cols] = _eliminated_r2(x[:, cols], w[rows], live[rows][:, cols])
+            r2[rows, cols] = _eliminated_r2(x, w[rows], counts[rows], total[rows], live[rows])
     return r2[0] if single else r2
 
 
@@ -78,19 +79,19 @@ def _sample_weights(weights, n_samples: int) -> tuple[np.ndarray, bool]:
     return w, single
 
 
-def _eliminated_r2(x: np.ndarray, w: np.ndarray, live: np.ndarray) -> np.ndarray:
+def _eliminated_r2(x: np.ndarray, w: np.ndarray, s: np.ndarray, total: np.ndarray, live: np.ndarray) -> np.ndarray:
     """R² of each column of bool ``x`` (n, m) on the others, per weighting ``w`` (W, n); NaN where not ``live``.
+
+    ``s`` (W, m) are the weighted column counts ``w @ x`` and ``total`` (W, 1) the weights' sums.
 
     A column constant under a weighting has zero covariances: its correlations are set to 0,
     so it is never a pivot and eliminating the others leaves it at 0 (the same arithmetic
     on the live columns as if it had been dropped).
     """
     m = x.shape[1]
-    total = w.sum(axis=1)
-    s = w @ x  # (W, m)
     cross = (w @ (x[:, :, None] & x[:, None, :]).reshape(len(x), -1)).reshape(-1, m, m)
-    cov = cross - s[:, :, None] * s[:, None, :] / total[:, None, None]  # Σw × covariance
-    sd = np.where(live, np.sqrt(s * (total[:, None] - s) / total[:, None]), 1.0)
+    cov = cross - s[:, :, None] * s[:, None, :] / total[:, :, None]  # Σw × covariance
+    sd = np.where(live, np.sqrt(s * (total - s) / total), 1.0)
     corr = np.where(live[:, :, None] & live[:, None, :], cov / (sd[:, :, None] * sd[:, None, :]), 0.0)
     # One copy of R per target j, from which every other attribute is eliminated in turn
     # (k = 0, 1, ...; eliminating k leaves the residual covariances after regressing on k

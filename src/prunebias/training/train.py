@@ -286,7 +286,7 @@ def fit(
         )
         if first_bad >= 0:
             message = f"non-finite training loss at epoch {epoch}, batch {first_bad} (lr {lr:.3g})"
-            progress = _retry(message, progress, spec, resume_path, model, optimizer, log)
+            progress = _retry(message, progress, spec, resume_path, model, optimizer, device, log)
             masks = progress.masks(model)
             continue
         if spec.optimizer.reset_momentum:
@@ -381,6 +381,7 @@ def _retry(
     resume_path: Path | None,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    device: torch.device,
     log: Callable[[str], None],
 ) -> _Progress:
     """After a non-finite loss: the last saved progress with a lower learning rate, or NonFiniteLossError."""
@@ -388,7 +389,7 @@ def _retry(
         raise NonFiniteLossError(message + "; lower the learning rate or allow retries (train.max_nonfinite_retries)")
     retries_left, lr_scale = progress.retries_left - 1, progress.lr_scale * spec.retry_lr_factor
     # Strict load: this run wrote the file a moment ago, so a refused one is tampering, not damage.
-    progress = _resume(load_torch(resume_path, next(model.parameters()).device), model, optimizer)
+    progress = _resume(load_torch(resume_path, device), model, optimizer)
     progress.retries_left, progress.lr_scale = retries_left, lr_scale
     log(f"{message}; retrying from epoch {progress.epoch} with lr x{lr_scale:g}")
     return progress
