@@ -491,3 +491,26 @@ def test_model_metrics_single_attribute_model():
     assert set(out["identity"]) == {"all", *IDENTITIES}
     assert out.loc[out["metric"] == "interdependence", "value"].isna().all()
     assert out.loc[out["metric"] == "group_accuracy", "value"].notna().all()
+
+
+def test_weighted_bias_amplification_equals_that_of_each_materialised_resample():
+    rng = np.random.default_rng(0)
+    n, n_attr, n_models, b = 400, 6, 3, 12
+    y, g, preds = rng.random((n, n_attr)) < 0.4, rng.random((n, 2)) < 0.5, rng.random((n_models, n, n_attr)) < 0.4
+    conditionals = m.train_conditionals(rng.random((n, n_attr)) < 0.4, rng.random((n, 2)) < 0.5)
+    names, rules = [f"a{i}" for i in range(n_attr)], {"min_positives": 2, "min_relative_gap": 0.0}
+    weights = rng.multinomial(n, np.full(n, 1 / n), size=b)
+    batch = m.bias_amplification_batch(
+        preds, y, g, conditionals, attributes=names, identities=["a0", "a1"], weights=weights, **rules
+    )
+    assert batch.shape == (b, n_models, 2, n_attr) and np.isfinite(batch).any()
+    for w, got in zip(weights, batch):
+        idx = np.repeat(np.arange(n), w)
+        expected = m.bias_amplification_batch(
+            preds[:, idx], y[idx], g[idx], conditionals, attributes=names, identities=["a0", "a1"], **rules
+        )
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="weights must be non-negative integers"):
+        m.bias_amplification_batch(
+            preds, y, g, conditionals, attributes=names, identities=["a0", "a1"], weights=weights * 0.5, **rules
+        )

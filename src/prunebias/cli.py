@@ -53,6 +53,32 @@ def cmd_prepare(a):
     jobs.prepare(a.config, a.index, a.images, workers=a.threads)
 
 
+def cmd_prepare_labels(a):
+    from prunebias import jobs
+
+    jobs.prepare_labels(a.config, a.index)
+
+
+def cmd_import_predictions(a):
+    from prunebias import jobs
+
+    jobs.import_predictions(a.index, dict(_pairs(a.files)), a.run, a.scores, dict(_pairs(a.out)))
+
+
+def cmd_predictions_from_torch(a):
+    from prunebias.data.user_predictions import from_arrays
+    from prunebias.io import load_torch, write_parquet
+
+    saved = load_torch(a.input, "cpu")
+    missing = [k for k in ("ids", "scores", "attributes") if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise ValueError(
+            f"{a.input}: expected a dict with keys ids, scores, attributes (torch.save); missing {missing}"
+        )
+    write_parquet(from_arrays(saved["ids"], saved["scores"], saved["attributes"]), a.out)
+    print(f"wrote {a.out}", file=sys.stderr)
+
+
 def cmd_train(a):
     from prunebias import jobs
     from prunebias.settings import TrainSpec
@@ -70,6 +96,12 @@ def cmd_train(a):
         compile_step=bool(a.compile),
         triggered=a.triggered,
     )
+
+
+def cmd_import_dense(a):
+    from prunebias import jobs
+
+    jobs.import_dense(a.index, a.file, a.model, a.run, a.outputs, a.image_size)
 
 
 def cmd_predict(a):
@@ -158,7 +190,7 @@ def cmd_report(a):
         criteria=a.criteria,
         figures=a.figures,
         benchmarks=a.benchmarks,
-        data={name: (index, images[name]) for name, index in _pairs(a.index)},
+        data={name: (index, images.get(name)) for name, index in _pairs(a.index)},
         predictions=a.predictions,
         captions=a.captions,
         template=a.template,
@@ -179,6 +211,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("prepare-labels", help="the index of an audit-only data set from its labels table")
+    p.add_argument("--config", type=_json, required=True, help="the datasets.<name> config block (JSON)")
+    p.add_argument("--index", required=True, help="index.parquet to write")
+    p.set_defaults(func=cmd_prepare_labels)
+
+    p = sub.add_parser("import-predictions", help="check a user's prediction files and write them in the contract")
+    p.add_argument("--index", required=True, help="index.parquet of the data set")
+    p.add_argument("--files", nargs="+", required=True, metavar="SPLIT=PATH", help="the user's prediction files")
+    p.add_argument("--run", type=_json, required=True, help="run identity (JSON)")
+    p.add_argument("--scores", choices=["logits", "probabilities"], default="logits")
+    p.add_argument("--out", nargs="+", required=True, metavar="SPLIT=PATH")
+    p.set_defaults(func=cmd_import_predictions)
+
+    p = sub.add_parser(
+        "predictions-from-torch",
+        help="a prediction file from torch.save({'ids': [...], 'scores': (N, A) tensor, 'attributes': [...]})",
+    )
+    p.add_argument("--input", required=True, help="the .pt file your evaluation loop saved")
+    p.add_argument("--out", required=True, help="the prediction file to write (.parquet)")
+    p.set_defaults(func=cmd_predictions_from_torch)
+
     p = sub.add_parser("train", help="train a dense model or prune/fine-tune one")
     _data_files(p)
     p.add_argument("--model", required=True, help="checkpoint to write")
@@ -196,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("import-dense", help="a user's trained model (state dict) as a dense checkpoint")
+    p.add_argument("--index", required=True, help="index.parquet of the data set")
+    p.add_argument("--file", required=True, help="the user's state dict (.pt, .pth or .safetensors)")
+    p.add_argument("--model", required=True, help="checkpoint to write")
+    p.add_argument("--run", type=_json, required=True, help="run identity (JSON)")
+    p.add_argument("--outputs", type=_json, required=True, help="the model's output names, in its order (JSON list)")
+    p.add_argument("--image-size", type=int, required=True, help="the model input's side in pixels")
+    p.set_defaults(func=cmd_import_dense)
 
     p = sub.add_parser("predict", help="dump logits of a model to Parquet")
     _data_files(p)
@@ -253,7 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", nargs="+", required=True, metavar="DATASET=PATH", help="index.parquet of each data set")
     p.add_argument("--valid", nargs="+", required=True, help="validation predictions of every model")
     p.add_argument("--test", nargs="+", required=True, help="test predictions of the same models, same order")
-    p.add_argument("--logs", nargs="+", required=True, help="train_log.parquet of the same models")
+    p.add_argument(
+        "--logs",
+        nargs="*",
+        default=[],
+        help="train_log.parquet of the models prunebias trained (audit-only ones have none)",
+    )
     p.add_argument("--settings", type=_json, required=True, help="analysis settings (JSON)")
     p.add_argument("--out-effects", required=True)
     p.add_argument("--out-convergence", required=True)

@@ -76,6 +76,25 @@ def _non_finite(value: Any, path: str) -> list[tuple[str, float]]:
     return [hit for key, sub in items for hit in _non_finite(sub, f"{path}.{key}" if path else str(key))]
 
 
+# The keys each data source needs beyond `source`.
+SOURCE_KEYS = {
+    "synthetic": ("resolution", "sizes"),
+    "celeba": ("resolution", "root"),
+    "folder": ("resolution", "root", "table"),
+    "predictions": ("labels", "manifest"),
+}
+SOURCE_KEY_HELP = {
+    "resolution": "the side in pixels of the stored images",
+    "sizes": "train/valid/test counts",
+    "root": "the directory of the images",
+    "table": "the table of image paths and labels",
+    "labels": "the labels table",
+    "manifest": "the table of models and their prediction files",
+}
+#: Sources whose data sets have no images: nothing is trained or predicted on them.
+AUDIT_ONLY_SOURCES = ("predictions",)
+
+
 def check_config(config: dict, schema: dict) -> None:
     """Raise :class:`ConfigError` listing every problem found (unknown keys first)."""
     problems = unknown_keys(config, schema)
@@ -88,10 +107,9 @@ def check_config(config: dict, schema: dict) -> None:
                 f"grid.datasets: {name!r} is not defined under datasets (defined: {sorted(config['datasets'])})"
             )
     for name, ds in config["datasets"].items():
-        if ds["source"] == "synthetic" and "sizes" not in ds:
-            problems.append(f"datasets.{name}.sizes: required for source synthetic (train/valid/test counts)")
-        if ds["source"] == "celeba" and "root" not in ds:
-            problems.append(f"datasets.{name}.root: required for source celeba (the CelebA directory)")
+        for key in SOURCE_KEYS[ds["source"]]:
+            if key not in ds:
+                problems.append(f"datasets.{name}.{key}: required for source {ds['source']} ({SOURCE_KEY_HELP[key]})")
     recipes = config.get("prune", {}).get("methods", {})
     for method in grid.get("methods", []):
         if method not in recipes:

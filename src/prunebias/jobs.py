@@ -30,7 +30,7 @@ def log(message: str) -> None:
 
 
 def prepare(cfg: dict, index_path: str | os.PathLike, images_path: str | os.PathLike, workers: int = 1) -> None:
-    """Build the index file and the image array file of one data set config (synthetic or CelebA).
+    """Build the index file and the image array file of one data set config (synthetic, CelebA or folder).
 
     The images are written first; if the index then fails its checks, they are removed, so a
     failed prepare leaves no half of a data set behind.
@@ -62,8 +62,23 @@ def prepare(cfg: dict, index_path: str | os.PathLike, images_path: str | os.Path
                 limit=cfg.get("limit"),
                 allow_upscale=cfg.get("allow_upscale", False),
             )
+        elif cfg["source"] == "folder":
+            from prunebias.data import folder
+
+            options = {k: cfg[k] for k in folder.TABLE_OPTIONS if k in cfg}
+            index = folder.prepare(
+                cfg["root"],
+                cfg["table"],
+                images_path,
+                cfg["resolution"],
+                workers=workers,
+                skip_bad_images=cfg.get("skip_bad_images", False),
+                **options,
+            )
         else:
-            raise ValueError(f"datasets.<name>.source: unknown source {cfg['source']!r}; use synthetic or celeba")
+            raise ValueError(
+                f"datasets.<name>.source: unknown source {cfg['source']!r} here; use synthetic, celeba or folder"
+            )
         store.write_index(index, index_path, info)
     except BaseException:
         images_path.unlink(missing_ok=True)
@@ -72,6 +87,45 @@ def prepare(cfg: dict, index_path: str | os.PathLike, images_path: str | os.Path
     log(
         f"wrote {len(index)} images {counts} with {len(store.attribute_names(index))} attributes to {index_path}, {images_path}"
     )
+
+
+def prepare_labels(cfg: dict, index_path: str | os.PathLike) -> None:
+    """The index of an audit-only data set (``source: predictions``) from its labels table; no images."""
+    from prunebias.data import user_predictions
+
+    index = user_predictions.labels_index(cfg["labels"])
+    store.write_index(index, index_path, {"source": cfg["source"], "labels": str(cfg["labels"])})
+    log(f"wrote {len(index)} labels {index['split'].value_counts().to_dict()} to {index_path}")
+
+
+def import_predictions(
+    index_path: str | os.PathLike,
+    files: dict[str, str | os.PathLike],
+    run: dict,
+    scores: str,
+    outputs: dict[str, str | os.PathLike],
+) -> None:
+    """Check a user's prediction files ({split: path}) against the labels and write them in the
+    prediction contract ({split: path}), with ``run`` (dataset, task, arch, method, target_sparsity,
+    seed) as their metadata. Nothing is written unless every split passes."""
+    from prunebias.data import user_predictions
+    from prunebias.data.tables import read_table
+
+    index = store.load_index(index_path)
+    attributes = store.attribute_names(index)
+    frames = {}
+    for split, path in files.items():
+        ids = index.loc[index["split"] == split, "id"]
+        frames[split] = user_predictions.prediction_frame(read_table(path), ids, attributes, scores, path=path)
+    meta = {
+        **run,
+        "selected_epoch": None,
+        "measured_sparsity": run["target_sparsity"],  # as declared in the manifest
+        "attributes": attributes,
+    }
+    for split, frame in frames.items():
+        write_parquet(frame, outputs[split], metadata={**meta, "split": split, "source": str(files[split])})
+        log(f"{split}: {len(frame)} predictions from {files[split]} -> {outputs[split]}")
 
 
 def _split(
@@ -206,6 +260,31 @@ def train(
     save_torch(checkpoint, model_out)
     resume.unlink(missing_ok=True)
     log(f"selected epoch {result['selected_epoch']}; measured sparsity {sparsity['global']:.5f}")
+
+
+def import_dense(
+    index_path: str | os.PathLike,
+    user_file: str | os.PathLike,
+    model_out: str | os.PathLike,
+    run: dict,
+    outputs: list[str],
+    image_size: int,
+) -> None:
+    """A user's dense model (a state dict file, :mod:`prunebias.training.user_model`) as the dense
+    checkpoint of ``run``, its outputs mapped by name to the data set's attributes."""
+    from prunebias.training import user_model
+
+    index = store.load_index(index_path)
+    user_model.import_dense(
+        user_file,
+        model_out,
+        arch=run["arch"],
+        outputs=outputs,
+        attributes=store.attribute_names(index),
+        image_size=image_size,
+        run=run,
+    )
+    log(f"imported {user_file} as {run} -> {model_out}")
 
 
 def predict(

@@ -1,6 +1,7 @@
 # Config validation and every helper the rules use (rule files hold rules only).
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from snakemake.settings.types import DeploymentMethod
 
 from prunebias.code_inputs import package_root, stage_files
 from prunebias.config import (
+    AUDIT_ONLY_SOURCES,
+    POST_TRAINING_METHODS,
     ConfigError,
     analysis_settings,
     check_config,
@@ -21,6 +24,9 @@ from prunebias.config import (
     unknown_keys,
 )
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
+from prunebias.data.folder import TABLE_OPTIONS, read_folder_index
+from prunebias.data.store import attribute_names
+from prunebias.data.user_predictions import label_attributes, read_manifest
 from prunebias.report.render import DEFAULT_TEMPLATE
 from prunebias.vocabulary import CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
 from prunebias.tasks import (
@@ -48,6 +54,69 @@ try:
 except ConfigError as exc:
     raise WorkflowError(f"invalid config:\n{exc}") from None
 _problems = check_experiments(config, {"synthetic": SYNTHETIC_ATTRIBUTES, "celeba": CELEBA_ORDER})
+if _problems:
+    raise WorkflowError("\n".join(["invalid config:", *_problems]))
+
+# Audit-only data sets (source: predictions): their labels and manifest are read and checked
+# now, before any job runs; their models are the manifest's rows.
+AUDIT_DATASETS = [d for d in config["grid"]["datasets"] if config["datasets"][d]["source"] in AUDIT_ONLY_SOURCES]
+try:
+    MANIFESTS = {d: read_manifest(config["datasets"][d]["manifest"]) for d in AUDIT_DATASETS}
+    _problems = [
+        f"identities: {sorted(set(config['identities']) - set(names))} are not columns of "
+        f"datasets.{d}.labels ({config['datasets'][d]['labels']}; columns: {names})"
+        for d in AUDIT_DATASETS
+        for names in [label_attributes(config["datasets"][d]["labels"])]
+        if not set(config["identities"]) <= set(names)
+    ]
+except ValueError as exc:
+    raise WorkflowError(f"invalid audit data set:\n{exc}") from None
+# Folder data sets: the whole table (paths, containment, encodings, splits) is checked now.
+try:
+    FOLDER_ATTRIBUTES = {
+        d: attribute_names(
+            read_folder_index(ds["root"], ds["table"], **{k: ds[k] for k in TABLE_OPTIONS if k in ds})[0]
+        )
+        for d in config["grid"]["datasets"]
+        for ds in [config["datasets"][d]]
+        if ds["source"] == "folder"
+    }
+except ValueError as exc:
+    raise WorkflowError(f"invalid folder data set:\n{exc}") from None
+_problems += [
+    f"identities: {sorted(set(config['identities']) - set(names))} are not attributes of datasets.{d} "
+    f"(table {config['datasets'][d]['table']}; attributes: {names})"
+    for d, names in FOLDER_ATTRIBUTES.items()
+    if not set(config["identities"]) <= set(names)
+]
+# Users' dense models: one per grid arch, a file per grid seed, present now.
+for _d in config["grid"]["datasets"]:
+    _models = config["datasets"][_d].get("dense_models") or {}
+    if not _models:
+        continue
+    _problems += [
+        f"datasets.{_d}.dense_models: no model for grid arch {a!r}; add one, or drop the arch from grid.archs"
+        for a in config["grid"]["archs"]
+        if a not in _models
+    ]
+    _problems += [
+        f"datasets.{_d}.dense_models.{a}.file: {path} does not exist (seed {s})"
+        for a, m in _models.items()
+        for s in config["grid"]["seeds"]
+        for path in [m["file"].replace("{seed}", str(s))]
+        if not os.path.isfile(path)
+    ]
+    _scratch = sorted(set(config["grid"]["methods"]) - set(POST_TRAINING_METHODS))
+    if _scratch:
+        _problems.append(
+            f"datasets.{_d}.dense_models: grid.methods {_scratch} train from scratch and would not start "
+            "from your dense model; use the post-training methods gmp_pt and oneshot"
+        )
+if set(AUDIT_DATASETS) & set(config["experiments"].get("datasets") or []):
+    _problems.append(
+        f"experiments.datasets: {sorted(set(AUDIT_DATASETS) & set(config['experiments']['datasets']))} "
+        "are audit-only (source predictions): no model can be trained on them"
+    )
 if _problems:
     raise WorkflowError("\n".join(["invalid config:", *_problems]))
 
@@ -84,6 +153,16 @@ def data_dir(dataset):
     return f"{RESULTS}/data/{dataset}"
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly ``names`` (nothing when empty)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+# Data sets with images (prepare, train_dense, prune, predict) and audit-only ones
+# (prepare_labels, import_predictions): disjoint constraints keep the two kinds' rules apart.
+IMAGE_DATASETS = [d for d in config["datasets"] if config["datasets"][d]["source"] not in AUDIT_ONLY_SOURCES]
+
+
 def data_files(wildcards):
     d = data_dir(wildcards.dataset)
     return {"index": f"{d}/index.parquet", "images": f"{d}/images.npy"}
@@ -100,21 +179,63 @@ def runs(grid=GRID):
     return out
 
 
-EXPERIMENT_DATASETS = config["experiments"].get("datasets") or GRID["datasets"]
+EXPERIMENT_DATASETS = config["experiments"].get("datasets") or [d for d in GRID["datasets"] if d in IMAGE_DATASETS]
 
 
 def model_dirs():
     """Every model of every task, each task with its own grid (experiments.*.grid); the
-    experiments only on their data sets (experiments.datasets)."""
+    experiments only on their data sets (experiments.datasets); an audit-only data set's
+    models are its manifest's, all of the joint task."""
     return [
         f"{dataset}/{task}/{arch}/{run}"
         for dataset in GRID["datasets"]
+        if dataset in IMAGE_DATASETS
         for task in TASKS
         if task == JOINT or dataset in EXPERIMENT_DATASETS
         for grid in [task_grid(config, task)]
         for arch in grid["archs"]
         for run in runs(grid)
-    ]
+    ] + [f"{dataset}/{JOINT}/{run}" for dataset in AUDIT_DATASETS for run in MANIFESTS[dataset]["run"]]
+
+
+def manifest_row(w):
+    """The manifest row of an audit-only model (wildcards dataset, arch, run)."""
+    m = MANIFESTS[w.dataset]
+    return m[m["run"] == f"{w.arch}/{w.run}"].iloc[0]
+
+
+def user_prediction_files(w):
+    row = manifest_row(w)
+    return {"valid_file": row["valid"], "test_file": row["test"]}
+
+
+def audit_run(w):
+    row = manifest_row(w)
+    return as_json(
+        {
+            "dataset": w.dataset,
+            "task": w.task,
+            "arch": w.arch,
+            "method": row["method"],
+            "target_sparsity": float(row["sparsity"]),
+            "seed": int(row["seed"]),
+        }
+    )
+
+
+# Data sets whose joint-task dense models are the user's own (datasets.<name>.dense_models).
+USER_DENSE_DATASETS = [d for d in IMAGE_DATASETS if config["datasets"][d].get("dense_models")]
+
+
+def user_dense_file(w):
+    return config["datasets"][w.dataset]["dense_models"][w.arch]["file"].replace("{seed}", w.seed)
+
+
+def is_trained(model):
+    """Whether prunebias trained ``model`` (a model path), as opposed to importing it or its predictions."""
+    dataset, task, _, run = model.split("/", 3)
+    imported_dense = dataset in USER_DENSE_DATASETS and task == JOINT and run.startswith("dense/")
+    return dataset not in AUDIT_DATASETS and not imported_dense
 
 
 def task_inputs(w):
@@ -152,14 +273,19 @@ def index_only(w):
     return {"index": data_files(w)["index"]}
 
 
-def per_dataset(key):
-    """`dataset=file` for each grid data set's file among the rule's declared inputs ``key``."""
-    return lambda w, input: [f"{d}={path}" for d, path in zip(GRID["datasets"], input[key])]
+def per_dataset(key, datasets=GRID["datasets"]):
+    """`dataset=file` for each of ``datasets``' files among the rule's declared inputs ``key``."""
+    return lambda w, input: [f"{d}={path}" for d, path in zip(datasets, input[key])]
+
+
+GRID_IMAGE_DATASETS = [d for d in GRID["datasets"] if d in IMAGE_DATASETS]
 
 
 def experiment_outputs():
     """Tables and figures of the controlled experiments that are on (workflow/rules/experiments.smk)."""
-    kinds = {parse_task(t).kind for t in TASKS}
+    # An experiment needs a data set it can train on (experiments.datasets; audit-only ones are not).
+    on_some = any(d in EXPERIMENT_DATASETS for d in GRID["datasets"])
+    kinds = {parse_task(t).kind for t in TASKS if t == JOINT or on_some}
     names = [
         name
         for name, on in (("single_vs_joint", {"single", "joint"} <= kinds), ("backdoor", "backdoor" in kinds))
@@ -240,9 +366,15 @@ def figure_outputs():
 # ---------------------------------------------------------------- criteria (criteria.smk)
 def criteria_groups():
     """The (dataset, task, arch) paths the criteria run on: the joint task, when it has pruned models."""
-    if JOINT not in TASKS or not (GRID["methods"] and GRID["sparsities"]):
-        return []
-    return [f"{d}/{JOINT}/{a}" for d in GRID["datasets"] for a in GRID["archs"]]
+    trained = []
+    if JOINT in TASKS and GRID["methods"] and GRID["sparsities"]:
+        trained = [f"{d}/{JOINT}/{a}" for d in GRID["datasets"] if d in IMAGE_DATASETS for a in GRID["archs"]]
+    audited = [
+        f"{d}/{JOINT}/{a}"
+        for d in AUDIT_DATASETS
+        for a in dict.fromkeys(MANIFESTS[d].loc[MANIFESTS[d]["method"] != "dense", "arch"])
+    ]
+    return trained + audited
 
 
 def criteria_runs(w):
@@ -318,10 +450,20 @@ def benchmark_files():
     Passed as params, not inputs: a missing benchmark file must never make Snakemake rerun a
     training job just to write one.
     """
-    files = [str(rules.prepare.benchmark).format(dataset=d) for d in GRID["datasets"]]
+    files = [
+        str((rules.prepare if d in IMAGE_DATASETS else rules.prepare_labels).benchmark).format(dataset=d)
+        for d in GRID["datasets"]
+    ]
     for model in model_dirs():
         dataset, task, arch, run = model.split("/", 3)
         names = {"dataset": dataset, "task": task, "arch": arch}
+        if dataset in AUDIT_DATASETS:
+            files.append(str(rules.import_predictions.benchmark).format(**names, run=run))
+            continue
+        if not is_trained(model):
+            files.append(str(rules.import_dense.benchmark).format(**names, seed=run.removeprefix("dense/seed")))
+            files.append(str(rules.predict.benchmark).format(**names, run=run))
+            continue
         if run.startswith("dense/"):
             files.append(str(rules.train_dense.benchmark).format(**names, seed=run.removeprefix("dense/seed")))
         else:

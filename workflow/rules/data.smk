@@ -9,6 +9,8 @@ rule prepare:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=one_of(IMAGE_DATASETS),
     conda:
         CONDA_ENV
     threads: 4
@@ -17,6 +19,26 @@ rule prepare:
     shell:
         "python -m prunebias.cli prepare --config {params.config:q} --index {output.index} --images {output.images}"
         " --threads {threads} > {log} 2>&1"
+
+
+# An audit-only data set (source: predictions): its labels table as the index; no images.
+rule prepare_labels:
+    input:
+        labels=lambda w: config["datasets"][w.dataset]["labels"],
+    output:
+        index=f"{RESULTS}/data/{{dataset}}/index.parquet",
+    log:
+        f"{RESULTS}/logs/prepare/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
+    wildcard_constraints:
+        dataset=one_of(AUDIT_DATASETS),
+    conda:
+        CONDA_ENV
+    params:
+        config=lambda w: as_json(config["datasets"][w.dataset]),
+    shell:
+        "python -m prunebias.cli prepare-labels --config {params.config:q} --index {output.index} > {log} 2>&1"
 
 
 # Backdoor tasks: which samples carry the trigger, chosen once by a generator seeded with

@@ -13,7 +13,7 @@ rule audit_report:
         figures=report_figures(),
         predictions=[f"{RESULTS}/predictions/{m}/test.parquet" for m in model_dirs()],
         index=expand(f"{RESULTS}/data/{{dataset}}/index.parquet", dataset=GRID["datasets"]),
-        images=expand(f"{RESULTS}/data/{{dataset}}/images.npy", dataset=GRID["datasets"]),
+        images=expand(f"{RESULTS}/data/{{dataset}}/images.npy", dataset=GRID_IMAGE_DATASETS),
         code=stage_code("report"),
         template=REPORT_TEMPLATE,
         captions=CAPTIONS,
@@ -31,7 +31,7 @@ rule audit_report:
     params:
         settings=as_json(config["report"]),
         index=per_dataset("index"),
-        images=per_dataset("images"),
+        images=per_dataset("images", GRID_IMAGE_DATASETS),
         benchmarks=benchmark_files(),
         captions=caption_dir,
     shell:

@@ -57,3 +57,32 @@ rule prune:
         " --model {output.model} --log {output.log}"
         " --spec {params.spec:q} --run {params.run:q} {params.parent} --compile {resources.torch_compile}"
         " --threads {threads} > {log} 2>&1"
+
+
+# A user's own dense model (datasets.<name>.dense_models) stands for the joint task's dense
+# model: imported, never trained (ruleorder), its outputs mapped to the attributes by name.
+ruleorder: import_dense > train_dense
+
+
+rule import_dense:
+    input:
+        index=f"{RESULTS}/data/{{dataset}}/index.parquet",
+        file=user_dense_file,
+    output:
+        model=f"{MODELS}/dense/seed{{seed}}/model.pt",
+    log:
+        f"{RESULTS}/logs/import_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/import_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        dataset=one_of(USER_DENSE_DATASETS),
+        task=JOINT,
+    conda:
+        CONDA_ENV
+    params:
+        run=lambda w: run_identity(w, "dense", 0.0),
+        outputs=lambda w: as_json(config["datasets"][w.dataset]["dense_models"][w.arch]["outputs"]),
+        image_size=lambda w: config["train"].get("crop_size") or config["datasets"][w.dataset]["resolution"],
+    shell:
+        "python -m prunebias.cli import-dense --index {input.index} --file {input.file:q} --model {output.model}"
+        " --run {params.run:q} --outputs {params.outputs:q} --image-size {params.image_size} > {log} 2>&1"

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.special import expit, log_expit
 
 from prunebias.analysis import dependence, metrics
-from prunebias.vocabulary import model_columns
+from prunebias.vocabulary import MODEL, model_columns
 
 STATISTICS = ("bias_amplification", "uncertainty", "interdependence", "identity_dependence")
 EFFECT_COLUMNS = [
@@ -76,21 +76,17 @@ def model_statistics(
     ``identity_dependence`` (B, M), each a mean over attributes.
     """
     targets = np.array([a not in set(identities) for a in attributes])
-    ba = []
-    for w in weights:
-        idx = np.repeat(np.arange(len(w)), w)
-        ba.append(
-            metrics.bias_amplification_batch(
-                preds[:, idx],
-                labels[idx],
-                groups[idx],
-                conditionals,
-                attributes=attributes,
-                identities=identities,
-                min_positives=min_positives,
-                min_relative_gap=min_relative_gap,
-            )
-        )
+    ba = metrics.bias_amplification_batch(
+        preds,
+        labels,
+        groups,
+        conditionals,
+        attributes=attributes,
+        identities=identities,
+        min_positives=min_positives,
+        min_relative_gap=min_relative_gap,
+        weights=weights,
+    )
     ident = np.stack(
         [
             _nanmean(
@@ -104,9 +100,10 @@ def model_statistics(
         axis=1,
     )
     inter = np.stack([_nanmean(dependence.interdependence(p, weights=weights), axis=-1) for p in preds], axis=1)
-    unc = np.einsum("bn,mna->bm", weights.astype(np.float64), uncertain.astype(np.float64))
+    # Uncertain outputs per sample first (integers): the weighted sum is then a small, exact product.
+    unc = weights.astype(np.float64) @ uncertain.sum(axis=2, dtype=np.float64).T
     unc /= weights.sum(axis=1, keepdims=True) * preds.shape[2]
-    return {"ba": np.stack(ba), "uncertainty": unc, "interdependence": inter, "identity_dependence": ident}
+    return {"ba": ba, "uncertainty": unc, "interdependence": inter, "identity_dependence": ident}
 
 
 def _nanmean(values, axis=None):
@@ -257,6 +254,17 @@ def _n_averaged(statistic: str, attributes: Sequence[str], identities: Sequence[
 STILL_FALLING = 0.01
 
 
+TREND_COLUMNS = [
+    *MODEL,
+    "seed",
+    "epochs",
+    "selected_epoch",
+    "final_train_loss",
+    "loss_drop_last_epochs",
+    "still_falling",
+]
+
+
 def training_trend(logs: Sequence[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
     """Per model, from its per-epoch training log and the log's metadata: epochs run, the selected
     epoch, the final training loss and its relative drop over the last two epochs, and whether
@@ -275,7 +283,7 @@ def training_trend(logs: Sequence[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
                 "still_falling": bool(drop > STILL_FALLING),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
 
 
 def mean_bce(logits: np.ndarray, labels: np.ndarray) -> float:

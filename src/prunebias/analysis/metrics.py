@@ -84,6 +84,18 @@ def _cross_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ni,nj->ij", a.astype(dtype), b.astype(dtype)).astype(np.int64)
 
 
+def _weighted_cross_counts(weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Co-occurrence counts of bool ``a`` (n, I) and ``b`` (n, J) under each row of integer
+    ``weights`` (W, n) (e.g. bootstrap counts), shape (W, I, J); exact, as :func:`_cross_counts`.
+
+    One matrix product per column of ``a`` (the identities: few) over all weightings at once;
+    float32 stays exact while every weighting's total is below 2**24.
+    """
+    dtype = np.float32 if weights.sum(axis=1).max() < 2**24 else np.float64
+    w, rhs = weights.astype(dtype), b.astype(dtype)
+    return np.stack([(w * a[:, i]) @ rhs for i in range(a.shape[1])], axis=1).astype(np.int64)
+
+
 # ----------------------------------------------------------------------- thresholds
 def calibrated_thresholds(valid_logits, valid_labels) -> np.ndarray:
     """Per-attribute thresholds that reproduce the validation prevalence.
@@ -437,6 +449,7 @@ def bias_amplification_batch(
     identities: Sequence[str],
     min_positives: int = 10,
     min_relative_gap: float = 0.1,
+    weights=None,
 ) -> np.ndarray:
     """:func:`bias_amplification` of M prediction matrices of the same test split at once.
 
@@ -450,10 +463,13 @@ def bias_amplification_batch(
     labels, groups : as in :func:`bias_amplification`
     conditionals : (p1, p0) from :func:`train_conditionals`, each (n_identities, n_attributes)
     attributes, identities, min_positives, min_relative_gap : as in :func:`bias_amplification`
+    weights : array-like of int, shape (W, n_samples), optional
+        Integer counts of each sample in each of W resamplings (bootstrap): the BA of the
+        split with each sample repeated that often, for all W at once.
 
     Returns
     -------
-    ba : ndarray of shape (M, n_identities, n_attributes)
+    ba : ndarray of shape (M, n_identities, n_attributes), or (W, M, n_identities, n_attributes) with weights
     """
     preds = np.asarray(preds)
     if preds.ndim != 3 or preds.dtype != bool:
@@ -471,11 +487,18 @@ def bias_amplification_batch(
     same = _same_names(attributes, identities, y.shape[1], g.shape[1])
     m, n, n_attr = preds.shape
     stacked = np.ascontiguousarray(preds.transpose(1, 0, 2)).reshape(n, m * n_attr)
-    counts = _group_counts(stacked, np.tile(y, (1, m)), g)
+    if weights is not None:
+        weights = np.asarray(weights)
+        if weights.ndim != 2 or weights.shape[1] != n or weights.dtype.kind not in "iu" or (weights < 0).any():
+            raise ValueError(
+                f"weights must be non-negative integers of shape (W, {n}), got {weights.dtype} {weights.shape}"
+            )
+    counts = _group_counts(stacked, np.tile(y, (1, m)), g, weights)
     ba = _bias_amplification(
         counts, np.tile(p1, (1, m)), np.tile(p0, (1, m)), np.tile(same, (1, m)), min_positives, min_relative_gap
     )
-    return ba.reshape(g.shape[1], m, n_attr).transpose(1, 0, 2)
+    # (..., G, M·A) -> (..., M, G, A)
+    return np.moveaxis(ba.reshape(*ba.shape[:-1], m, n_attr), -2, -3)
 
 
 def _check_ba_rules(min_positives, min_relative_gap) -> None:
@@ -497,36 +520,46 @@ def _same_names(attributes, identities, n_attr: int, n_ident: int) -> np.ndarray
     return np.equal.outer(np.array(identities, dtype=object), np.array(attributes, dtype=object))
 
 
-def _group_counts(yhat: np.ndarray, y: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
-    """Confusion counts per identity, identity value and attribute, shape (G, 2, A).
+def _group_counts(yhat: np.ndarray, y: np.ndarray, g: np.ndarray, weights=None) -> dict[str, np.ndarray]:
+    """Confusion counts per identity, identity value and attribute, shape (G, 2, A); with
+    ``weights`` (W, n) integer counts of each sample (bootstrap resamplings), one set per
+    weighting: (W, G, 2, A).
 
     Keys: n (group size), pos (y=1), pred (ŷ=1), tp (y=1 and ŷ=1).
     """
     n_attr = y.shape[1]
     # One cross count gives the g=1 counts; g=0 counts are totals minus those.
     stacked = np.concatenate([y, yhat, y & yhat], axis=1)
-    in_g1 = _cross_counts(g, stacked)
-    totals = stacked.sum(axis=0)
+    if weights is None:
+        in_g1, totals, n1, size = _cross_counts(g, stacked), stacked.sum(axis=0), g.sum(axis=0), g.shape[0]
+    else:
+        w = np.asarray(weights)
+        # A column of ones gives the totals in the same product.
+        both = _weighted_cross_counts(w, np.concatenate([np.ones((len(g), 1), bool), g], axis=1), stacked)
+        in_g1, totals = both[:, 1:], both[:, 0]
+        n1, size = w @ g, w.sum(axis=1)[:, None, None]
     out = {}
     for i, key in enumerate(("pos", "pred", "tp")):
-        c1 = in_g1[:, i * n_attr : (i + 1) * n_attr]
-        out[key] = np.stack([totals[i * n_attr : (i + 1) * n_attr] - c1, c1], axis=1)
-    n1 = g.sum(axis=0)[:, None]
-    out["n"] = np.broadcast_to(np.stack([g.shape[0] - n1, n1], axis=1), out["pos"].shape)
+        part = slice(i * n_attr, (i + 1) * n_attr)
+        c1 = in_g1[..., part]
+        out[key] = np.stack([totals[..., None, part] - c1, c1], axis=-2)
+    n1 = n1[..., None]
+    out["n"] = np.broadcast_to(np.stack([size - n1, n1], axis=-2), out["pos"].shape)
     return out
 
 
 def _bias_amplification(counts, p1, p0, same, min_positives, min_relative_gap) -> np.ndarray:
-    enough = (counts["pos"] >= min_positives).all(axis=1)
+    # counts: (..., G, 2, A), the identity value on axis -2; p1, p0, same: (G, A).
+    enough = (counts["pos"] >= min_positives).all(axis=-2)
     low = np.minimum(p1, p0)
     gap = np.abs(p1 - p0)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative_gap = gap / low  # inf when low == 0 < gap; NaN when both 0 or P undefined
     defined = enough & (relative_gap >= min_relative_gap) & ~same
-    favoured = (p1 > p0).astype(np.intp)[:, None, :]
-    pred_fav = np.take_along_axis(counts["pred"], favoured, axis=1)[:, 0]
-    pos_fav = np.take_along_axis(counts["pos"], favoured, axis=1)[:, 0]
-    ba = safe_divide(pred_fav, counts["pred"].sum(axis=1)) - safe_divide(pos_fav, counts["pos"].sum(axis=1))
+    favoured = p1 > p0
+    pred_fav = np.where(favoured, counts["pred"][..., 1, :], counts["pred"][..., 0, :])
+    pos_fav = np.where(favoured, counts["pos"][..., 1, :], counts["pos"][..., 0, :])
+    ba = safe_divide(pred_fav, counts["pred"].sum(axis=-2)) - safe_divide(pos_fav, counts["pos"].sum(axis=-2))
     return np.where(defined, ba, np.nan)
 
 

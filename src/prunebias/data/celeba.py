@@ -197,7 +197,9 @@ def decode_image(path: str | os.PathLike, resolution: int) -> np.ndarray:
         return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
 
 
-def _decode_chunk(args: tuple[list[str], int]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def decode_chunk(args: tuple[list[str], int]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode (paths, resolution) into an array, for a worker process; unreadable files are left
+    black and returned as (position, reason). Shared by the CelebA and folder readers."""
     paths, resolution = args
     out = np.zeros((len(paths), resolution, resolution, 3), dtype=np.uint8)
     failures = []
@@ -298,7 +300,7 @@ def prepare(
         array = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), resolution, resolution, 3))
         start, done = time.perf_counter(), 0
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            for k, (decoded, chunk_failures) in enumerate(pool.map(_decode_chunk, jobs)):
+            for k, (decoded, chunk_failures) in enumerate(pool.map(decode_chunk, jobs)):
                 offset = k * chunk
                 array[offset : offset + len(decoded)] = decoded
                 failures += [msg for _, msg in chunk_failures]

@@ -89,15 +89,17 @@ def read_criteria(paths: Sequence[str | os.PathLike]) -> dict[str, pd.DataFrame]
 
 
 def read_dataset(
-    index_path: str | os.PathLike, images_path: str | os.PathLike, identities: Sequence[str]
-) -> tuple[dict, np.ndarray]:
-    """(the data set's summary for :func:`prunebias.report.runs.data_table`, its memory-mapped image array)."""
+    index_path: str | os.PathLike, images_path: str | os.PathLike | None, identities: Sequence[str]
+) -> tuple[dict, np.ndarray | None]:
+    """(the data set's summary for :func:`prunebias.report.runs.data_table`, its memory-mapped image
+    array, or None for an audit-only data set, which has no images)."""
     from prunebias.data import store
 
     index = store.load_index(index_path)
-    images = store.load_images(images_path)
+    images = store.load_images(images_path) if images_path is not None else None
     info = store.index_info(index_path)
-    return {"index": index, "info": info, "shape": images.shape, "identities": list(identities)}, images
+    shape = images.shape if images is not None else None
+    return {"index": index, "info": info, "shape": shape, "identities": list(identities)}, images
 
 
 def read_figures(paths: Sequence[str | os.PathLike], captions: str | os.PathLike | None) -> list[dict]:
@@ -154,7 +156,7 @@ def build_report(
         Snakemake benchmark TSVs under ``.../benchmarks/<rule>/``; absent ones are counted
         and skipped (a job restored from elsewhere may have none).
     data : mapping, optional
-        Data set name -> (index file, image array file) of each prepared data set.
+        Data set name -> (index file, image array file or None) of each prepared data set.
     predictions : paths
         Test predictions of every model (their metadata holds the measured sparsity).
     captions : path, optional
@@ -177,8 +179,9 @@ def build_report(
     datasets, images = {}, {}
     for name, (index_path, images_path) in (data or {}).items():
         datasets[name], array = read_dataset(index_path, images_path, identities)
-        ids = datasets[name]["index"]["id"].astype(str)
-        images[name] = (array, dict(zip(ids, range(len(ids)))))
+        if array is not None:
+            ids = datasets[name]["index"]["id"].astype(str)
+            images[name] = (array, dict(zip(ids, range(len(ids)))))
     context = report_context(
         title=(settings or {}).get("title", "Pruning bias audit"),
         metrics=metrics_frame,

@@ -117,7 +117,12 @@ def sparsity_table(runs: pd.DataFrame) -> Table:
         }
     )
     return frame_table(
-        g, columns, note="Measured over the pruned tensors (every conv weight and the final linear weight)."
+        g,
+        columns,
+        note=(
+            "Measured over the pruned tensors (every conv weight and the final linear weight); for models "
+            "audited from their prediction files (source predictions), the sparsity their manifest declares."
+        ),
     )
 
 
