@@ -163,3 +163,14 @@ def test_predictions_from_torch_writes_a_file_the_audit_reads(tmp_path):
     written = pd.read_parquet(tmp_path / "t.parquet")
     out = prediction_frame(written, pd.Series(ids), ATTRIBUTES, "logits", path="t.parquet")
     np.testing.assert_array_equal(out[ATTRIBUTES].to_numpy(), scores.numpy())
+
+
+def test_categorical_label_columns_become_one_vs_rest_identities(files):
+    table = pd.read_csv(files["labels"])
+    table["skin"] = ["I-II", "III-IV", "V-VI"] * (len(table) // 3)
+    table.to_csv(files["labels"], index=False)
+    assert label_attributes(files["labels"], ["skin"]) == [*ATTRIBUTES, "skin_I_II", "skin_III_IV", "skin_V_VI"]
+    index = labels_index(files["labels"], ["skin"])
+    np.testing.assert_array_equal(index["skin_III_IV"], table["skin"] == "III-IV")
+    with pytest.raises(ValueError, match=r"column 'skin'"):  # not binary without `categorical`
+        labels_index(files["labels"])

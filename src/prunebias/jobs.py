@@ -93,7 +93,7 @@ def prepare_labels(cfg: dict, index_path: str | os.PathLike) -> None:
     """The index of an audit-only data set (``source: predictions``) from its labels table; no images."""
     from prunebias.data import user_predictions
 
-    index = user_predictions.labels_index(cfg["labels"])
+    index = user_predictions.labels_index(cfg["labels"], cfg.get("categorical", ()))
     store.write_index(index, index_path, {"source": cfg["source"], "labels": str(cfg["labels"])})
     log(f"wrote {len(index)} labels {index['split'].value_counts().to_dict()} to {index_path}")
 

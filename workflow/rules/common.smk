@@ -66,7 +66,7 @@ try:
         f"identities: {sorted(set(config['identities']) - set(names))} are not columns of "
         f"datasets.{d}.labels ({config['datasets'][d]['labels']}; columns: {names})"
         for d in AUDIT_DATASETS
-        for names in [label_attributes(config["datasets"][d]["labels"])]
+        for names in [label_attributes(config["datasets"][d]["labels"], config["datasets"][d].get("categorical", ()))]
         if not set(config["identities"]) <= set(names)
     ]
 except ValueError as exc:

@@ -211,8 +211,10 @@ def _check_attribute_names(named: list[tuple[str, str]], table_path) -> None:
         seen[name] = origin
 
 
-def _attributes(table: pd.DataFrame, table_path, columns: list[str], categorical: Sequence[str]) -> pd.DataFrame:
-    """The bool attribute columns: binary columns as they are, categorical ones expanded in place."""
+def attribute_columns(table: pd.DataFrame, table_path, columns: list[str], categorical: Sequence[str]) -> pd.DataFrame:
+    """The bool attribute columns: binary columns as they are, categorical ones expanded in place
+    (one-vs-rest, :func:`level_column`). Also the labels of an audit-only data set
+    (:mod:`prunebias.data.user_predictions`)."""
     unknown = [c for c in categorical if c not in columns]
     if unknown:
         raise FolderError(
@@ -305,7 +307,7 @@ def folder_index(
         raise FolderError(f"{table_path}: no rows; list one image per row")
     ids, files = _image_paths(table, root, table_path, path_column)
     columns = [c for c in table.columns if c not in (path_column, split_column)]
-    attributes = _attributes(table, table_path, columns, categorical)
+    attributes = attribute_columns(table, table_path, columns, categorical)
     if split_column in table.columns:
         split = _given_split(table, table_path, split_column)
         _require_every_split(split, f"{table_path}: column {split_column!r}", "give some rows each split")

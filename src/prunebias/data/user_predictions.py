@@ -15,7 +15,9 @@ The labels table (CSV or Parquet, ``datasets.<name>.labels``), one row per sampl
 group conditionals that bias amplification and the criteria compare against; no images are
 needed) and one binary column per attribute, encoded 0/1, true/false or −1/1
 (:func:`prunebias.data.tables.binary_labels`). The identities (config key ``identities``)
-must be among these columns.
+must be among these columns; ``datasets.<name>.categorical`` names multi-valued group columns
+(age bands, skin-tone scales), each level becoming a one-vs-rest identity column, as for folder
+data sets (:mod:`prunebias.data.folder`).
 
 The manifest (CSV or Parquet, ``datasets.<name>.manifest``), one row per model::
 
@@ -40,13 +42,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from prunebias.config import sparsity_label
-from prunebias.data.tables import binary_labels, read_table
+from prunebias.data.folder import attribute_columns
+from prunebias.data.store import attribute_names
+from prunebias.data.tables import read_table
 from prunebias.vocabulary import SPLITS
 
 MANIFEST_COLUMNS = ("arch", "method", "sparsity", "seed", "valid", "test")
@@ -65,22 +70,23 @@ def _row(i: int) -> str:
     return f"row {i + 1}"
 
 
-def label_attributes(labels_path: str | os.PathLike) -> list[str]:
-    """The attribute columns of a labels table, in its order (every column but ``id`` and ``split``)."""
-    table = read_table(labels_path)
+def label_attributes(labels_path: str | os.PathLike, categorical: Sequence[str] = ()) -> list[str]:
+    """The attributes of a labels table, in its order: every column but ``id`` and ``split``, the
+    ``categorical`` ones as their one-vs-rest level columns (:func:`prunebias.data.folder.level_column`)."""
+    return attribute_names(labels_index(labels_path, categorical))
+
+
+def labels_index(labels_path: str | os.PathLike, categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """The labels table as a prepared index (:mod:`prunebias.data.store`: id, split, source, bool
+    attributes); ``categorical`` columns (multi-valued groups) become one bool column per level."""
+    table = read_table(labels_path, text_columns=("id", *categorical))
     missing = [c for c in LABEL_KEYS if c not in table.columns]
     if missing:
         raise PredictionsSourceError(
             f"{labels_path}: the labels table needs columns {list(LABEL_KEYS)}; missing {missing} "
             f"(columns: {list(table.columns)[:10]})"
         )
-    return [c for c in table.columns if c not in LABEL_KEYS]
-
-
-def labels_index(labels_path: str | os.PathLike) -> pd.DataFrame:
-    """The labels table as a prepared index (:mod:`prunebias.data.store`: id, split, source, bool attributes)."""
-    attributes = label_attributes(labels_path)
-    table = read_table(labels_path)
+    attributes = [c for c in table.columns if c not in LABEL_KEYS]
     ids = table["id"]
     if ids.isna().any():
         raise PredictionsSourceError(f"{labels_path}: {_row(int(np.flatnonzero(ids.isna())[0]))}: empty id")
@@ -103,7 +109,7 @@ def labels_index(labels_path: str | os.PathLike) -> pd.DataFrame:
         raise PredictionsSourceError(
             f"{labels_path}: no rows in split(s) {empty}; the audit needs train (prevalences), valid and test rows"
         )
-    labels = binary_labels(table, attributes, table_path=labels_path)
+    labels = attribute_columns(table.reset_index(drop=True), labels_path, attributes, categorical)
     index = pd.DataFrame({"id": ids, "split": split, "source": "predictions"})
     return pd.concat([index, labels], axis=1)
 
