@@ -9,6 +9,7 @@ from prunebias.data import store
 from prunebias.data.audit_example import write_audit_example
 from prunebias.data.user_predictions import (
     PredictionsSourceError,
+    check_prediction_columns,
     from_arrays,
     label_attributes,
     labels_index,
@@ -174,3 +175,14 @@ def test_categorical_label_columns_become_one_vs_rest_identities(files):
     np.testing.assert_array_equal(index["skin_III_IV"], table["skin"] == "III-IV")
     with pytest.raises(ValueError, match=r"column 'skin'"):  # not binary without `categorical`
         labels_index(files["labels"])
+
+
+def test_prediction_columns_are_checked_from_the_header(files, tmp_path):
+    row = read_manifest(files["manifest"]).iloc[0]
+    check_prediction_columns(row["test"], ATTRIBUTES)  # a good file passes
+    pd.DataFrame({"id": ["a"], "Smiling": [0.0], "Other": [1.0]}).to_parquet(tmp_path / "p.parquet")
+    with pytest.raises(PredictionsSourceError, match=r"p.parquet: .*missing \['Male'\], unknown \['Other'\]"):
+        check_prediction_columns(tmp_path / "p.parquet", ATTRIBUTES)
+    (tmp_path / "bad.parquet").write_bytes(b"junk")
+    with pytest.raises(PredictionsSourceError, match="bad.parquet: not a readable table"):
+        check_prediction_columns(tmp_path / "bad.parquet", ATTRIBUTES)

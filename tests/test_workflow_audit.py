@@ -100,3 +100,11 @@ def test_identity_that_is_not_a_label_column_fails_before_any_job(tmp_path, audi
     config = audit_config(audit_files)
     config["identities"] = ["Male", "Skin_Tone"]
     assert_fails_before_any_job(work, config, "identities: ['Skin_Tone'] are not columns of datasets.mine.labels")
+
+
+def test_prediction_file_with_a_missing_column_fails_before_any_job(tmp_path, audit_files):
+    path = audit_files["manifest"].parent / "predictions/vit_tiny_magnitude_0.9_0/valid.csv"
+    pd.read_csv(path).drop(columns="Bangs").to_csv(path, index=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    assert_fails_before_any_job(work, audit_config(audit_files), "valid.csv: its columns must be 'id' and one per")

@@ -26,7 +26,7 @@ from prunebias.config import (
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
 from prunebias.data.folder import TABLE_OPTIONS, read_folder_index
 from prunebias.data.store import attribute_names
-from prunebias.data.user_predictions import label_attributes, read_manifest
+from prunebias.data.user_predictions import check_prediction_columns, label_attributes, read_manifest
 from prunebias.report.render import DEFAULT_TEMPLATE
 from prunebias.vocabulary import CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
 from prunebias.tasks import (
@@ -62,15 +62,22 @@ if _problems:
 AUDIT_DATASETS = [d for d in config["grid"]["datasets"] if config["datasets"][d]["source"] in AUDIT_ONLY_SOURCES]
 try:
     MANIFESTS = {d: read_manifest(config["datasets"][d]["manifest"]) for d in AUDIT_DATASETS}
-    _problems = [
-        f"identities: {sorted(set(config['identities']) - set(names))} are not columns of "
-        f"datasets.{d}.labels ({config['datasets'][d]['labels']}; columns: {names})"
+    LABEL_ATTRIBUTES = {
+        d: label_attributes(config["datasets"][d]["labels"], config["datasets"][d].get("categorical", ()))
         for d in AUDIT_DATASETS
-        for names in [label_attributes(config["datasets"][d]["labels"], config["datasets"][d].get("categorical", ()))]
-        if not set(config["identities"]) <= set(names)
-    ]
+    }
+    # Each prediction file's columns from its header; ids and values when it is imported.
+    for _d in AUDIT_DATASETS:
+        for _path in [*MANIFESTS[_d]["valid"], *MANIFESTS[_d]["test"]]:
+            check_prediction_columns(_path, LABEL_ATTRIBUTES[_d])
 except ValueError as exc:
     raise WorkflowError(f"invalid audit data set:\n{exc}") from None
+_problems = [
+    f"identities: {sorted(set(config['identities']) - set(names))} are not columns of "
+    f"datasets.{d}.labels ({config['datasets'][d]['labels']}; columns: {names})"
+    for d, names in LABEL_ATTRIBUTES.items()
+    if not set(config["identities"]) <= set(names)
+]
 # Folder data sets: the whole table (paths, containment, encodings, splits) is checked now.
 try:
     FOLDER_ATTRIBUTES = {

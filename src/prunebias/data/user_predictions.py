@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from prunebias.config import sparsity_label
 from prunebias.data.folder import attribute_columns
@@ -211,6 +212,32 @@ def _prediction_path(value, manifest: Path, where: str) -> str:
     return str(full)
 
 
+def _check_columns(columns: list[str], attributes: list[str], path) -> None:
+    if "id" not in columns:
+        raise PredictionsSourceError(f"{path}: no 'id' column (columns: {columns[:10]})")
+    missing = [a for a in attributes if a not in columns]
+    extra = [c for c in columns if c != "id" and c not in attributes]
+    if missing or extra:
+        raise PredictionsSourceError(
+            f"{path}: its columns must be 'id' and one per attribute of the labels table; "
+            f"missing {missing[:10]}, unknown {extra[:10]}"
+        )
+
+
+def check_prediction_columns(path: str | os.PathLike, attributes: list[str]) -> None:
+    """Check a prediction file's columns from its header alone (cheap enough for every workflow
+    parse); its ids and values are checked when it is imported (:func:`prediction_frame`)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            columns = pq.read_schema(path).names
+        else:
+            columns = list(pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns)
+    except Exception as exc:  # a damaged file: name it, not the reader's internals
+        raise PredictionsSourceError(f"{path}: not a readable table ({type(exc).__name__}: {str(exc)[:200]})") from None
+    _check_columns(columns, attributes, path)
+
+
 def prediction_frame(
     frame: pd.DataFrame, ids: pd.Series, attributes: list[str], scores: str, *, path: str | os.PathLike
 ) -> pd.DataFrame:
@@ -222,15 +249,7 @@ def prediction_frame(
     """
     if scores not in SCORES:
         raise ValueError(f"scores must be one of {SCORES}, got {scores!r}")
-    if "id" not in frame.columns:
-        raise PredictionsSourceError(f"{path}: no 'id' column (columns: {list(frame.columns)[:10]})")
-    missing = [a for a in attributes if a not in frame.columns]
-    extra = [c for c in frame.columns if c != "id" and c not in attributes]
-    if missing or extra:
-        raise PredictionsSourceError(
-            f"{path}: its columns must be 'id' and one per attribute of the labels table; "
-            f"missing {missing[:10]}, unknown {extra[:10]}"
-        )
+    _check_columns(list(frame.columns), attributes, path)
     file_ids = frame["id"].astype(str)
     dup = file_ids.duplicated()
     if dup.any():
