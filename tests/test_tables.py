@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.data.tables import TableError, binary_labels, read_table
+from prunebias.data.tables import TableError, binary_labels, first_duplicate, read_table, table_columns
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,18 @@ def test_read_table_refuses_other_suffixes_missing_and_damaged_files(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(TableError, match="bad.parquet: not a readable table"):
         read_table(tmp_path / "bad.parquet")
+
+
+def test_first_duplicate_names_the_earliest_repeat_and_its_first_occurrence():
+    assert first_duplicate(pd.Series(["a", "b", "c"])) is None
+    assert first_duplicate(pd.Series(["a", "b", "b", "a"])) == (1, 2)
+    assert first_duplicate(pd.Series(["x", "a", "y", "a", "a"])) == (1, 3)
+
+
+def test_table_columns_reads_the_header_only(tmp_path):
+    (tmp_path / "t.csv").write_text("id,a,b\n1,2,3\n")
+    assert table_columns(tmp_path / "t.csv") == ["id", "a", "b"]
+    pd.DataFrame({"id": ["x"], "c": [1.0]}).to_parquet(tmp_path / "t.parquet")
+    assert table_columns(tmp_path / "t.parquet") == ["id", "c"]
+    with pytest.raises(TableError, match="t.xlsx: a table must be"):
+        table_columns(tmp_path / "t.xlsx")

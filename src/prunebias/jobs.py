@@ -65,7 +65,6 @@ def prepare(cfg: dict, index_path: str | os.PathLike, images_path: str | os.Path
         elif cfg["source"] == "folder":
             from prunebias.data import folder
 
-            options = {k: cfg[k] for k in folder.TABLE_OPTIONS if k in cfg}
             index = folder.prepare(
                 cfg["root"],
                 cfg["table"],
@@ -73,7 +72,7 @@ def prepare(cfg: dict, index_path: str | os.PathLike, images_path: str | os.Path
                 cfg["resolution"],
                 workers=workers,
                 skip_bad_images=cfg.get("skip_bad_images", False),
-                **options,
+                **folder.table_options(cfg),
             )
         else:
             raise ValueError(

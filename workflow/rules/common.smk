@@ -24,7 +24,7 @@ from prunebias.config import (
     unknown_keys,
 )
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
-from prunebias.data.folder import TABLE_OPTIONS, read_folder_index
+from prunebias.data.folder import read_folder_index, table_options
 from prunebias.data.store import attribute_names
 from prunebias.data.user_predictions import check_prediction_columns, label_attributes, read_manifest
 from prunebias.report.render import DEFAULT_TEMPLATE
@@ -81,9 +81,7 @@ _problems = [
 # Folder data sets: the whole table (paths, containment, encodings, splits) is checked now.
 try:
     FOLDER_ATTRIBUTES = {
-        d: attribute_names(
-            read_folder_index(ds["root"], ds["table"], **{k: ds[k] for k in TABLE_OPTIONS if k in ds})[0]
-        )
+        d: attribute_names(read_folder_index(ds["root"], ds["table"], **table_options(ds))[0])
         for d in config["grid"]["datasets"]
         for ds in [config["datasets"][d]]
         if ds["source"] == "folder"
@@ -469,9 +467,7 @@ def benchmark_files():
             continue
         if not is_trained(model):
             files.append(str(rules.import_dense.benchmark).format(**names, seed=run.removeprefix("dense/seed")))
-            files.append(str(rules.predict.benchmark).format(**names, run=run))
-            continue
-        if run.startswith("dense/"):
+        elif run.startswith("dense/"):
             files.append(str(rules.train_dense.benchmark).format(**names, seed=run.removeprefix("dense/seed")))
         else:
             method, sparsity, seed = run.split("/")

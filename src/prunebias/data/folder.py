@@ -174,8 +174,8 @@ def _image_paths(table: pd.DataFrame, root: Path, table_path, column: str) -> tu
         if (i := _first(bad)) is not None:
             raise _row_error(table_path, i, column, raw.iloc[i], problem)
     ids = text.map(lambda p: Path(p).as_posix())  # "./a.jpg" and "a//b.jpg" name the files a.jpg and a/b.jpg
-    if (i := _first(ids.duplicated())) is not None:
-        first = _first(ids == ids.iloc[i])
+    if (pair := tables.first_duplicate(ids)) is not None:
+        first, i = pair
         raise FolderError(
             f"{table_path}: rows {first + 1} and {i + 1}, column {column!r}: value {raw.iloc[i]!r}: "
             "the same image is listed twice; list each image once"
@@ -324,6 +324,11 @@ def folder_index(
 
 #: The keys of a ``datasets.<name>`` block (source folder) that shape its index.
 TABLE_OPTIONS = ("path_column", "split_column", "categorical", "split_fractions", "split_seed")
+
+
+def table_options(cfg: dict) -> dict:
+    """The :data:`TABLE_OPTIONS` a ``datasets.<name>`` block sets (the keywords of :func:`read_folder_index`)."""
+    return {k: cfg[k] for k in TABLE_OPTIONS if k in cfg}
 
 
 def read_folder_index(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
 
@@ -20,24 +21,52 @@ class TableError(ValueError):
     """A user's table is missing or malformed; the message names the file, row, column and value."""
 
 
+def _table_path(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """(the path, its CSV separator or None for Parquet), refusing other suffixes and missing files."""
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise TableError(f"{path}: a table must be {', '.join(TABLE_SUFFIXES)} (by its suffix)")
+    if not path.is_file():
+        raise TableError(f"{path}: no such file")
+    return path, TABLE_SUFFIXES[path.suffix.lower()]
+
+
+def _unreadable(path: Path, exc: Exception) -> TableError:
+    # any parser error: name the file, not pandas' internals
+    return TableError(f"{path}: not a readable table ({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def table_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of a table, from its header alone (Parquet schema, CSV first line)."""
+    path, sep = _table_path(path)
+    try:
+        return pq.read_schema(path).names if sep is None else list(pd.read_csv(path, sep=sep, nrows=0).columns)
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+
+
+def first_duplicate(values: pd.Series) -> tuple[int, int] | None:
+    """Positions (first occurrence, first repeat) of the earliest repeated value, or None if all differ."""
+    repeat = np.flatnonzero(values.duplicated().to_numpy())
+    if not repeat.size:
+        return None
+    second = int(repeat[0])
+    return int(np.flatnonzero((values == values.iloc[second]).to_numpy())[0]), second
+
+
 def read_table(path: str | os.PathLike, text_columns: tuple[str, ...] = ("id",)) -> pd.DataFrame:
     """A CSV/TSV or Parquet table by its suffix; missing, unreadable or other suffixes: :class:`TableError`.
 
     CSV columns are typed by pandas, except ``text_columns`` (ids, paths), read as text so that
     an id like ``000123`` keeps its zeros.
     """
-    path = Path(path)
-    if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise TableError(f"{path}: a table must be {', '.join(TABLE_SUFFIXES)} (by its suffix)")
-    if not path.is_file():
-        raise TableError(f"{path}: no such file")
-    sep = TABLE_SUFFIXES[path.suffix.lower()]
+    path, sep = _table_path(path)
     try:
         if sep is None:
             return pd.read_parquet(path)
         return pd.read_csv(path, sep=sep, dtype=dict.fromkeys(text_columns, str))
-    except Exception as exc:  # any parser error: name the file, not pandas' internals
-        raise TableError(f"{path}: not a readable table ({type(exc).__name__}: {str(exc)[:200]})") from None
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
 
 
 #: The accepted label encodings, value (lower-case text) -> label.

@@ -47,12 +47,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from prunebias.config import sparsity_label
 from prunebias.data.folder import attribute_columns
 from prunebias.data.store import attribute_names
-from prunebias.data.tables import read_table
+from prunebias.data.tables import TableError, first_duplicate, read_table, table_columns
 from prunebias.vocabulary import SPLITS
 
 MANIFEST_COLUMNS = ("arch", "method", "sparsity", "seed", "valid", "test")
@@ -92,9 +91,8 @@ def labels_index(labels_path: str | os.PathLike, categorical: Sequence[str] = ()
     if ids.isna().any():
         raise PredictionsSourceError(f"{labels_path}: {_row(int(np.flatnonzero(ids.isna())[0]))}: empty id")
     ids = ids.astype(str)
-    dup = ids.duplicated(keep=False).to_numpy()
-    if dup.any():
-        first, second = np.flatnonzero(dup & (ids == ids[dup].iloc[0]).to_numpy())[:2]
+    if (pair := first_duplicate(ids)) is not None:
+        first, second = pair
         raise PredictionsSourceError(
             f"{labels_path}: id {ids.iloc[first]!r} appears twice ({_row(first)} and {_row(second)}); ids must be unique"
         )
@@ -146,9 +144,8 @@ def read_manifest(manifest_path: str | os.PathLike) -> pd.DataFrame:
     for i, row in enumerate(table.to_dict("records")):
         rows.append(_manifest_row(row, path, i))
     out = pd.DataFrame(rows)
-    dup = out["run"].duplicated(keep=False).to_numpy()
-    if dup.any():
-        first, second = np.flatnonzero(dup & (out["run"] == out["run"][dup].iloc[0]).to_numpy())[:2]
+    if (pair := first_duplicate(out["run"])) is not None:
+        first, second = pair
         raise PredictionsSourceError(
             f"{path}: {_row(first)} and {_row(second)} are the same model ({out['run'].iloc[first]}); "
             "give each model its own (arch, method, sparsity, seed)"
@@ -227,14 +224,10 @@ def _check_columns(columns: list[str], attributes: list[str], path) -> None:
 def check_prediction_columns(path: str | os.PathLike, attributes: list[str]) -> None:
     """Check a prediction file's columns from its header alone (cheap enough for every workflow
     parse); its ids and values are checked when it is imported (:func:`prediction_frame`)."""
-    path = Path(path)
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            columns = pq.read_schema(path).names
-        else:
-            columns = list(pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns)
-    except Exception as exc:  # a damaged file: name it, not the reader's internals
-        raise PredictionsSourceError(f"{path}: not a readable table ({type(exc).__name__}: {str(exc)[:200]})") from None
+        columns = table_columns(path)
+    except TableError as exc:
+        raise PredictionsSourceError(str(exc)) from None
     _check_columns(columns, attributes, path)
 
 
