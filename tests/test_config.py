@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prunebias.config import ConfigError, check_config, sparsity_label, train_spec, unknown_keys
+from prunebias.config import ConfigError, check_config, method_levels, sparsity_label, train_spec, unknown_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -112,3 +112,36 @@ def test_epoch_counts_are_capped_before_any_plan_is_built(config):
         for m in messages
     ), messages
     assert any(m.startswith("train.epochs: 10001 is greater than the maximum of 10000") for m in messages), messages
+
+
+FAMILIES = yaml.safe_load((ROOT / "presets/families.yaml").read_text())
+
+
+def test_method_levels_of_each_family(config):
+    config["prune"]["methods"] |= FAMILIES["prune"]["methods"]
+    grid = [0.9, 0.95]
+    assert method_levels(config, "gmp_pt", grid) == grid
+    assert method_levels(config, "nm", grid) == [0.5]  # 2:4
+    assert method_levels(config, "channels", grid) == [0.5, 0.75]  # its own shares of FLOPs
+    assert method_levels(config, "int8", grid) == [0.0]
+    del config["prune"]["methods"]["channels"]["sparsities"]
+    assert method_levels(config, "channels", grid) == grid
+
+
+def test_compression_settings_only_where_a_method_has_them(config):
+    """Adding the families changes no other method's training params (no retraining)."""
+    before = train_spec(config, "gmp_pt")
+    config["prune"]["methods"] |= FAMILIES["prune"]["methods"]
+    assert train_spec(config, "gmp_pt") == before and "compression" not in before
+    assert train_spec(config, "nm")["compression"] == {"n_m": [2, 4]}
+    assert train_spec(config, "channels")["compression"] == {"importance": "l1"}
+
+
+def test_method_only_keys_and_impossible_patterns_are_refused(config):
+    config["prune"]["methods"]["gmp_pt"]["importance"] = "l1"
+    with pytest.raises(ConfigError, match="prune.methods.gmp_pt.importance: only used by method channels"):
+        check_config(config, SCHEMA)
+    del config["prune"]["methods"]["gmp_pt"]["importance"]
+    config["prune"]["methods"]["nm"] = {**FAMILIES["prune"]["methods"]["nm"], "n_m": [4, 2]}
+    with pytest.raises(ConfigError, match=r"prune.methods.nm.n_m: \[4, 2\] keeps N of every M weights"):
+        check_config(config, SCHEMA)

@@ -12,7 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # Import name -> distribution name, where they differ.
-DISTRIBUTION = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml"}
+DISTRIBUTION = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml", "torch_pruning": "torch-pruning"}
 # PyPI distribution -> conda-forge package, where they differ.
 CONDA_NAME = {
     "torch": "pytorch",

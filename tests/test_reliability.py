@@ -450,6 +450,7 @@ def test_every_artifact_is_renamed_into_place(tmp_path, monkeypatch):
             *prepared_files(data),
             tmp_path / run / "model.pt",
             {s: tmp_path / "pred" / run / f"{s}.parquet" for s in ("valid", "test")},
+            tmp_path / "pred" / run / "cost.json",
             device="cpu",
         )
         jobs.model_metrics(

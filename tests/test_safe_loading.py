@@ -151,6 +151,8 @@ def test_predict_refuses_a_malicious_checkpoint_with_one_line(tiny_data, tmp_pat
             "--out",
             f"valid={out}/valid.parquet",
             f"test={out}/test.parquet",
+            "--cost",
+            f"{out}/cost.json",
         ]
     )
     err = capsys.readouterr().err.strip()

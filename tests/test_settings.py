@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from prunebias.config import analysis_settings
 from prunebias.settings import AnalysisSettings, LRSchedule, Optimizer, TrainSpec
@@ -19,7 +20,7 @@ def test_every_training_run_of_the_default_config_converts_and_round_trips(confi
             data = task_train_spec(config, task, method)
             spec = TrainSpec.from_json(json.loads(json.dumps(data)))  # as the command line gets it
             assert isinstance(spec.optimizer, Optimizer) and isinstance(spec.lr_schedule, LRSchedule)
-            assert spec.to_json() == {"task": None, **data}
+            assert spec.to_json() == {"task": None, "compression": None, **data}
             assert spec.epochs == data["epochs"] and spec.optimizer.lr == data["optimizer"]["lr"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.epochs = 1
@@ -50,3 +51,16 @@ def test_analysis_settings_are_the_analysis_block_and_the_identities(config):
     assert isinstance(settings.identities, list)  # a tuple would be one column key to pandas
     with pytest.raises(ValueError, match=r"analysis settings: unknown keys \['bootstraps'\]"):
         AnalysisSettings.from_json({**data, "bootstraps": 5})
+
+
+def test_compression_settings_round_trip():
+    from snakemake.utils import validate
+
+    from prunebias.config import train_spec
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["prune"]["methods"] |= yaml.safe_load((ROOT / "presets/families.yaml").read_text())["prune"]["methods"]
+    validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    for method, compression in (("nm", {"n_m": [2, 4]}), ("channels", {"importance": "l1"})):
+        data = json.loads(json.dumps(train_spec(config, method)))
+        assert TrainSpec.from_json(data).compression == compression

@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.data.tables import TableError, binary_labels, first_duplicate, read_table, table_columns
+from prunebias.data.tables import (
+    TableError,
+    binary_labels,
+    check_both_values,
+    first_duplicate,
+    read_table,
+    table_columns,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +80,15 @@ def test_table_columns_reads_the_header_only(tmp_path):
     assert table_columns(tmp_path / "t.parquet") == ["id", "c"]
     with pytest.raises(TableError, match="t.xlsx: a table must be"):
         table_columns(tmp_path / "t.xlsx")
+
+
+def test_every_attribute_needs_both_values_in_every_split():
+    split = ["train", "train", "test", "test"]
+    good = pd.DataFrame({"Smiling": [True, False, True, False], "Male": [False, True, True, False]})
+    check_both_values(good, split, table_path="t.csv")
+    always = good.assign(Smiling=[True, False, True, True])
+    with pytest.raises(TableError, match=r"t.csv: attribute 'Smiling' has no negatives in split 'test' \(2 rows\)"):
+        check_both_values(always, split, table_path="t.csv")
+    never = good.assign(Male=[False, True, False, False])
+    with pytest.raises(TableError, match=r"attribute 'Male' has no positives in split 'test'"):
+        check_both_values(never, split, table_path="t.csv")

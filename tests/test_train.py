@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from prunebias.io import read_predictions
 from prunebias.settings import Optimizer
 from prunebias.training.checkpoint import load_checkpoint
 from prunebias.training.train import NonFiniteLossError, learning_rate
+from prunebias.vocabulary import COST_METRICS
 from workflow_utils import prepared_files, train_spec
 
 SPEC = {
@@ -63,7 +65,11 @@ def test_same_seed_same_weights_and_predictions(tiny_data, tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     for d in ("a", "b"):
         jobs.predict(
-            *prepared_files(tiny_data), tmp_path / d / "model.pt", {"test": tmp_path / d / "test.parquet"}, device="cpu"
+            *prepared_files(tiny_data),
+            tmp_path / d / "model.pt",
+            {"test": tmp_path / d / "test.parquet"},
+            tmp_path / d / "cost.json",
+            device="cpu",
         )
     pa, _ = read_predictions(tmp_path / "a" / "test.parquet")
     pb, _ = read_predictions(tmp_path / "b" / "test.parquet")
@@ -140,8 +146,11 @@ def test_predictions_follow_the_parquet_contract(tiny_data, tmp_path):
         *prepared_files(tiny_data),
         tmp_path / "model.pt",
         {"valid": tmp_path / "v.parquet", "test": tmp_path / "t.parquet"},
+        tmp_path / "cost.json",
         device="cpu",
     )
+    cost = json.loads((tmp_path / "cost.json").read_text())
+    assert set(cost) == set(COST_METRICS) and all(v > 0 for v in cost.values())
     frame, meta = read_predictions(tmp_path / "t.parquet")
     index = pd.read_parquet(tiny_data / "index.parquet")
     attrs = [c for c in index.columns if c not in ("id", "split", "source")]

@@ -7,6 +7,8 @@ data set's attributes, in the data set's order, and be what pruning and predicti
 
 from __future__ import annotations
 
+import zipfile
+
 import pandas as pd
 import pytest
 import torch
@@ -144,16 +146,32 @@ def test_pickled_objects_are_refused(small_resnet, tmp_path, content):
         read_state_dict(tmp_path / "pickled.pt")
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # torch.jit's deprecation notes
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning", "ignore::DeprecationWarning")
 @pytest.mark.parametrize("kind", ["torchscript", "export"])
-def test_compiled_archives_are_refused_with_the_fix(tmp_path, kind):
+def test_compiled_archives_give_their_weights(tmp_path, kind):
+    """TorchScript and torch.export archives are read by their own loaders; their weights, and only
+    those, fill the named architecture, exactly as a state dict of the same model does."""
     model = build_model("small_cnn", 2, 16).eval()
     if kind == "torchscript":
         torch.jit.save(torch.jit.script(model), tmp_path / "compiled.pt")
     else:
         torch.export.save(torch.export.export(model, (torch.randn(1, 3, 16, 16),)), tmp_path / "compiled.pt")
-    with pytest.raises(UserModelError, match=r"TorchScript or torch\.export .*torch\.save\(model\.state_dict\(\)"):
-        read_state_dict(tmp_path / "compiled.pt")
+    state = read_state_dict(tmp_path / "compiled.pt")
+    expected = model.state_dict()
+    assert state.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
+
+
+def test_a_damaged_compiled_archive_is_named(tmp_path):
+    model = build_model("small_cnn", 2, 16).eval()
+    torch.jit.save(torch.jit.script(model), tmp_path / "compiled.pt")
+    with zipfile.ZipFile(tmp_path / "compiled.pt") as archive, zipfile.ZipFile(tmp_path / "broken.pt", "w") as out:
+        for item in archive.infolist():
+            if not item.filename.endswith("data.pkl"):
+                out.writestr(item, archive.read(item))
+    with pytest.raises(UserModelError, match=r"broken\.pt: unreadable TorchScript archive"):
+        read_state_dict(tmp_path / "broken.pt")
 
 
 def test_unreadable_and_missing_files(tmp_path):
@@ -265,7 +283,7 @@ def test_pruning_and_prediction_read_the_imported_model(tiny_data, tmp_path):
         tmp_path / "user.pt", dense, arch="small_cnn", outputs=outputs, attributes=attributes, image_size=16, run=run
     )
 
-    jobs.predict(index, images, dense, {"test": tmp_path / "test.parquet"}, device="cpu")
+    jobs.predict(index, images, dense, {"test": tmp_path / "test.parquet"}, tmp_path / "cost.json", device="cpu")
     assert list(pd.read_parquet(tmp_path / "test.parquet").columns) == ["id", *attributes]
     spec = {
         "epochs": 2,

@@ -7,11 +7,11 @@ import pytest
 from prunebias import jobs
 from prunebias.data import store
 from prunebias.data.audit_example import write_audit_example
+from prunebias.data.store import attribute_names
 from prunebias.data.user_predictions import (
     PredictionsSourceError,
     check_prediction_columns,
     from_arrays,
-    label_attributes,
     labels_index,
     prediction_frame,
     read_manifest,
@@ -35,7 +35,7 @@ def test_labels_index_follows_the_store_contract(files):
     store.check_index(index)
     assert list(index.columns) == ["id", "split", "source", *ATTRIBUTES]
     assert index["split"].value_counts().to_dict() == {"train": 20, "test": 12, "valid": 10}
-    assert label_attributes(files["labels"]) == ATTRIBUTES
+    assert attribute_names(labels_index(files["labels"])) == ATTRIBUTES
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,12 @@ def test_categorical_label_columns_become_one_vs_rest_identities(files):
     table = pd.read_csv(files["labels"])
     table["skin"] = ["I-II", "III-IV", "V-VI"] * (len(table) // 3)
     table.to_csv(files["labels"], index=False)
-    assert label_attributes(files["labels"], ["skin"]) == [*ATTRIBUTES, "skin_I_II", "skin_III_IV", "skin_V_VI"]
+    assert attribute_names(labels_index(files["labels"], ["skin"])) == [
+        *ATTRIBUTES,
+        "skin_I_II",
+        "skin_III_IV",
+        "skin_V_VI",
+    ]
     index = labels_index(files["labels"], ["skin"])
     np.testing.assert_array_equal(index["skin_III_IV"], table["skin"] == "III-IV")
     with pytest.raises(ValueError, match=r"column 'skin'"):  # not binary without `categorical`

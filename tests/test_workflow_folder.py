@@ -146,9 +146,21 @@ def test_bad_folder_tables_fail_before_any_job(tmp_path, change, message):
     assert_fails_before_any_job(work, folder_config(root, table), message)
 
 
+def test_a_split_without_positives_of_an_attribute_fails_before_any_job(tmp_path):
+    root = tmp_path / "images"
+    table = write_folder(root)
+    frame = pd.read_csv(table)
+    frame.loc[frame["split"] == "test", "Eyeglasses"] = False
+    frame.to_csv(table, index=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    message = "faces.csv: attribute 'Eyeglasses' has no positives in split 'test' (22 rows)"
+    assert_fails_before_any_job(work, folder_config(root, table), message)
+
+
 def test_identity_missing_from_folder_table_and_missing_model_file_fail_before_any_job(tmp_path):
     root = tmp_path / "images"
-    config = folder_config(root, write_folder(root, n=12))
+    config = folder_config(root, write_folder(root))
     config["identities"] = ["Male", "age_band"]
     work = tmp_path / "work"
     work.mkdir()

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 # The rules that train, prune, predict or make data: no analysis edit may schedule one.
-EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "import_dense", "prune", "predict"}
+EXPENSIVE = {"prepare", "triggered_ids", "train_dense", "import_dense", "prune", "quantize", "predict"}
 # The tiny config of the workflow tests; the tests change copies of it.
 TINY_CONFIG = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"

@@ -98,6 +98,13 @@ def cmd_train(a):
     )
 
 
+def cmd_quantize(a):
+    from prunebias import jobs
+
+    _threads(a.threads)
+    jobs.quantize(a.index, a.images, a.parent, a.model, a.run, a.settings, triggered=a.triggered)
+
+
 def cmd_import_dense(a):
     from prunebias import jobs
 
@@ -109,7 +116,9 @@ def cmd_predict(a):
 
     _threads(a.threads)
     outputs = dict(_pairs(a.out))
-    jobs.predict(a.index, a.images, a.model, outputs, batch_size=a.batch_size, device=a.device, triggered=a.triggered)
+    jobs.predict(
+        a.index, a.images, a.model, outputs, a.cost, batch_size=a.batch_size, device=a.device, triggered=a.triggered
+    )
 
 
 def cmd_metrics(a):
@@ -117,7 +126,7 @@ def cmd_metrics(a):
     from prunebias.settings import AnalysisSettings
 
     settings = AnalysisSettings.from_json(a.settings)
-    jobs.model_metrics(a.index, a.valid, a.test, a.out, settings, triggered=a.triggered)
+    jobs.model_metrics(a.index, a.valid, a.test, a.out, settings, triggered=a.triggered, cost=a.cost)
 
 
 def cmd_aggregate(a):
@@ -250,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("quantize", help="int8 static post-training quantization of a dense model")
+    _data_files(p)
+    p.add_argument("--parent", required=True, help="the dense checkpoint to quantize")
+    p.add_argument("--model", required=True, help="checkpoint to write")
+    p.add_argument("--run", type=_json, required=True, help="run identity (JSON)")
+    p.add_argument("--settings", type=_json, required=True, help="calibration_samples and crop_size (JSON)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_quantize)
+
     p = sub.add_parser("import-dense", help="a user's trained model (state dict) as a dense checkpoint")
     p.add_argument("--index", required=True, help="index.parquet of the data set")
     p.add_argument("--file", required=True, help="the user's state dict (.pt, .pth or .safetensors)")
@@ -263,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_files(p)
     p.add_argument("--model", required=True)
     p.add_argument("--out", nargs="+", required=True, metavar="SPLIT=PATH")
+    p.add_argument("--cost", required=True, help="the model's measured cost (JSON) to write")
     p.add_argument("--batch-size", type=int, default=1024)
     _device(p)
     p.add_argument("--threads", type=int, default=1)
@@ -273,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--cost", default=None, help="the model's cost.json (predict); none for imported predictions")
     p.add_argument("--settings", type=_json, required=True, help="analysis settings (JSON)")
     p.set_defaults(func=cmd_metrics)
 

@@ -114,6 +114,15 @@ def check_config(config: dict, schema: dict) -> None:
     for method in grid.get("methods", []):
         if method not in recipes:
             problems.append(f"grid.methods: {method!r} has no recipe; add prune.methods.{method}")
+    problems += [
+        f"prune.methods.{method}.{key}: only used by method {owner}; remove it"
+        for method, recipe in recipes.items()
+        for key, owner in METHOD_ONLY_KEYS.items()
+        if key in recipe and method != owner
+    ]
+    nm = recipes.get("nm", {}).get("n_m")
+    if nm is not None and not nm[0] < nm[1]:
+        problems.append(f"prune.methods.nm.n_m: {nm} keeps N of every M weights and needs N < M (e.g. [2, 4])")
     if grid.get("methods") and not grid.get("sparsities"):
         problems.append("grid.sparsities: empty, but grid.methods lists pruning methods; add target sparsities")
     crop = config["train"].get("crop_size")
@@ -152,6 +161,7 @@ def train_spec(config: dict, method: str) -> dict:
         recipe = {k: train[k] for k in ("epochs", "optimizer", "lr_schedule") if k in train}
         return {**shared, **recipe, "schedule": {}, "scope": "global"}
     recipe = config["prune"]["methods"][method]
+    compression = {k: recipe.get(k, default) for k, default in COMPRESSION_KEYS.get(method, {}).items()}
     return {
         **shared,
         "epochs": recipe["epochs"],
@@ -159,7 +169,28 @@ def train_spec(config: dict, method: str) -> dict:
         "lr_schedule": recipe.get("lr_schedule", {}),
         "schedule": recipe.get("schedule", {}),
         "scope": config["prune"]["scope"],
+        # Only where there is some: the other methods' params (and so their models) stay as they were.
+        **({"compression": compression} if compression else {}),
     }
+
+
+#: Recipe keys beyond the schedule that change what a method trains (TrainSpec.compression), with defaults.
+COMPRESSION_KEYS = {"nm": {"n_m": None}, "channels": {"importance": "l1"}}
+#: Recipe keys that belong to one method only.
+METHOD_ONLY_KEYS = {"n_m": "nm", "importance": "channels", "sparsities": "channels"}
+
+
+def method_levels(config: dict, method: str, sparsities: list[float]) -> list[float]:
+    """The levels (path and table ``sparsity``) a grid runs ``method`` at: nm at its pattern's
+    1 − N/M, int8 at 0, channels at its own ``sparsities`` (shares of FLOPs removed) when given,
+    every other method at the grid's ``sparsities``."""
+    recipe = config["prune"]["methods"].get(method, {})
+    if method == "nm":
+        n, m = recipe["n_m"]
+        return [1.0 - n / m]
+    if method == "int8":
+        return [0.0]
+    return list(recipe.get("sparsities", sparsities))
 
 
 def analysis_settings(config: dict) -> dict:
@@ -168,7 +199,7 @@ def analysis_settings(config: dict) -> dict:
     return {"identities": config["identities"], **config["analysis"]}
 
 
-POST_TRAINING_METHODS = ("gmp_pt", "oneshot")
+POST_TRAINING_METHODS = ("gmp_pt", "oneshot", "nm", "channels", "int8")
 
 
 def starts_from_dense(method: str) -> bool:

@@ -7,6 +7,7 @@ and tests without Snakemake.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -19,7 +20,7 @@ from prunebias import tasks
 from prunebias.data import store
 from prunebias.io import file_digest, read_metadata, save_array, save_torch, write_parquet, write_text
 from prunebias.settings import AnalysisSettings, TrainSpec
-from prunebias.vocabulary import model_columns
+from prunebias.vocabulary import MASK_METHODS, model_columns
 
 # The training and prediction stages import torch inside their functions: the analysis
 # stages below never pay its import (~4-6 s per job on a small CPU).
@@ -188,11 +189,13 @@ def train(
     """
     import torch
 
+    from prunebias.training import channels
     from prunebias.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+    from prunebias.training.cost import static_cost
     from prunebias.training.devices import select_device
     from prunebias.training.models import build_model
     from prunebias.training.pruning import measured_sparsity
-    from prunebias.training.schedules import describe_plan, method_plan
+    from prunebias.training.schedules import describe_plan, mask_target, method_plan
     from prunebias.training.train import configure_backend, fit, model_to
 
     dev = select_device(device)
@@ -209,6 +212,11 @@ def train(
     model = build_model(run["arch"], len(attributes), spec.crop_size)
     if parent is not None:
         model.load_state_dict(load_checkpoint(parent, run["arch"], store.attribute_names(index))["state_dict"])
+    compression, structure = dict(spec.compression or {}), None
+    if run["method"] == "channels":
+        compression |= channels.prune_channels(model, spec.crop_size, run["target_sparsity"], compression["importance"])
+        structure = channels.structure(model)
+        log(f"channels: {compression['flops_share_removed']:.3f} of the FLOPs removed ({compression})")
     model = model_to(model, dev)
     plan = method_plan(run["method"], spec.epochs, run["target_sparsity"], spec.schedule)
     log(
@@ -231,7 +239,7 @@ def train(
         spec,
         plan,
         run["seed"],
-        run["target_sparsity"],
+        mask_target(run["method"], run["target_sparsity"]),
         resume_path=resume,
         log=log,
         fingerprint=fingerprint,
@@ -239,6 +247,9 @@ def train(
     )
 
     model.load_state_dict(result["state_dict"])
+    model = model.cpu()
+    if compression.get("n_m"):
+        compression["tensors"] = _check_pattern(model, result["masks"], compression["n_m"])
     sparsity = measured_sparsity(model)
     history = result["history"].assign(**{k: v for k, v in run.items() if k != "target_sparsity"})
     checkpoint = {
@@ -254,11 +265,78 @@ def train(
         "selected_epoch": result["selected_epoch"],
         "spec": spec.to_json(),
         "parent": str(parent) if parent else None,
+        "compression": compression or None,
+        "structure": structure,
+        "cost": static_cost(model, spec.crop_size),
     }
     write_parquet(history, log_out, metadata={**run, "selected_epoch": result["selected_epoch"]})
     save_torch(checkpoint, model_out)
     resume.unlink(missing_ok=True)
-    log(f"selected epoch {result['selected_epoch']}; measured sparsity {sparsity['global']:.5f}")
+    log(
+        f"selected epoch {result['selected_epoch']}; measured sparsity {sparsity['global']:.5f}; cost {checkpoint['cost']}"
+    )
+
+
+def _check_pattern(model, masks: dict, pattern: list[int]) -> list[str]:
+    """The names of the tensors holding the N:M ``pattern`` (ValueError if one breaks it)."""
+    from prunebias.training import nm
+
+    weights = dict(model.named_parameters())
+    held = [name for name in masks if nm.nm_eligible(weights[name].shape, pattern[1])]
+    broken = [name for name in held if nm.pattern_violations(weights[name], *pattern)]
+    if broken:
+        raise ValueError(f"N:M training left {broken} off the {pattern[0]}:{pattern[1]} pattern")
+    return held
+
+
+def quantize(
+    index_path: str | os.PathLike,
+    images_path: str | os.PathLike,
+    parent: str | os.PathLike,
+    model_out: str | os.PathLike,
+    run: dict,
+    settings: dict,
+    triggered: str | os.PathLike | None = None,
+) -> None:
+    """The int8 version of the ``parent`` dense model, calibrated on ``settings["calibration_samples"]``
+    training images (a draw seeded by the run's seed), as a checkpoint: the float weights, the
+    calibration and the int8 model's cost. predict rebuilds the int8 model from them."""
+    import torch
+
+    from prunebias.training import augment
+    from prunebias.training.checkpoint import CHECKPOINT_FORMAT, checkpoint_model, load_checkpoint
+    from prunebias.training.cost import static_cost
+    from prunebias.training.quantize import quantize_int8
+    from prunebias.training.train import epoch_generator
+
+    index = store.load_index(index_path)
+    ckpt = load_checkpoint(parent, run["arch"], store.attribute_names(index))
+    trigger = _trigger(triggered, ckpt.get("task_spec"))
+    images = store.load_images(images_path)
+    crop = settings["crop_size"]
+    train_data, _ = _split(index, images, "train", list(ckpt["attributes"]), torch.device("cpu"), trigger)
+    n = min(settings["calibration_samples"], len(train_data))
+    chosen = torch.randperm(len(train_data), generator=epoch_generator(run["seed"], 0, 3))[:n]
+    batches = [
+        augment.to_float(train_data.mark(augment.center_crop(train_data.batch(idx)[0], crop), idx))
+        for idx in torch.split(chosen, 256)
+    ]
+    model = checkpoint_model(ckpt, parent)
+    int8, calibration = quantize_int8(model, batches)
+    checkpoint = {
+        **{k: ckpt[k] for k in ("attributes", "task_spec", "image_size", "state_dict", "measured_sparsity")},
+        "format_version": CHECKPOINT_FORMAT,
+        **run,
+        "masks": None,
+        "calibration": calibration,
+        "calibration_samples": n,
+        "parent": str(parent),
+        "selected_epoch": ckpt["selected_epoch"],
+        "compression": {"dtype": "int8", "scheme": "static, per-channel weights, FX graph mode"},
+        "cost": static_cost(model, crop, deployed=int8),
+    }
+    save_torch(checkpoint, model_out)
+    log(f"int8 model of {parent} calibrated on {n} training images -> {model_out}; cost {checkpoint['cost']}")
 
 
 def import_dense(
@@ -291,25 +369,38 @@ def predict(
     images_path: str | os.PathLike,
     model_path: str | os.PathLike,
     outputs: dict[str, str | os.PathLike],
+    cost_out: str | os.PathLike,
     batch_size: int = 1024,
     device: str = "auto",
     triggered: str | os.PathLike | None = None,
 ) -> None:
-    """Write one Parquet file of logits per split in ``outputs`` ({split: path}), with the run's metadata."""
-    from prunebias.training.checkpoint import load_checkpoint
+    """Write one Parquet file of logits per split in ``outputs`` ({split: path}), with the run's metadata,
+    and the model's cost (:mod:`prunebias.training.cost`; latency timed here, on the CPU) to
+    ``cost_out`` as JSON: timings differ between runs, the prediction files do not.
+
+    An int8 model runs on the CPU whatever ``device`` says: its kernels are CPU kernels.
+    """
+    import torch
+
+    from prunebias.training.checkpoint import checkpoint_model, load_checkpoint
+    from prunebias.training.cost import measured_latency, static_cost
     from prunebias.training.devices import select_device
-    from prunebias.training.models import build_model
     from prunebias.training.train import configure_backend, model_to, predict_logits
 
-    dev = select_device(device)
-    configure_backend(dev)
     index = store.load_index(index_path)
     ckpt = load_checkpoint(model_path, attributes=store.attribute_names(index))
+    int8 = ckpt.get("calibration") is not None
+    dev = select_device("cpu" if int8 else device)
+    configure_backend(dev)
+    if int8:  # integer kernels, deterministic; torch only lacks the flag for their output resize
+        torch.use_deterministic_algorithms(True, warn_only=True)
     attributes = list(ckpt["attributes"])  # its task's: all of them (joint) or one
     trigger = _trigger(triggered, ckpt.get("task_spec"))
-    model = build_model(ckpt["arch"], len(attributes), ckpt["image_size"])
-    model.load_state_dict(ckpt["state_dict"])
+    model = checkpoint_model(ckpt, model_path)
+    cost = ckpt.get("cost") or static_cost(model, ckpt["image_size"])  # imported dense models have none yet
+    cost = cost | measured_latency(model, ckpt["image_size"])
     model = model_to(model, dev)
+    log(f"cost on the CPU: {cost}")
     images = store.load_images(images_path)
     meta = {
         key: ckpt[key] for key in ("dataset", "task", "arch", "method", "target_sparsity", "seed", "selected_epoch")
@@ -321,6 +412,7 @@ def predict(
         frame.insert(0, "id", index.loc[index["split"] == split, "id"].to_numpy())
         write_parquet(frame, path, metadata={**meta, "split": split})
         log(f"{split}: {len(frame)} predictions -> {path}")
+    write_text(json.dumps(cost, indent=1), cost_out)
 
 
 def model_metrics(
@@ -330,9 +422,11 @@ def model_metrics(
     out: str | os.PathLike,
     settings: AnalysisSettings,
     triggered: str | os.PathLike | None = None,
+    cost: str | os.PathLike | None = None,
 ) -> None:
     """Per-model tidy metrics (see :mod:`prunebias.analysis.metrics`) with the model's identity columns
-    (and, for a backdoor task, with ``triggered`` its triggered-ids file, the backdoor metrics)."""
+    (and, for a backdoor task, with ``triggered`` its triggered-ids file, the backdoor metrics; with
+    ``cost`` the model's cost.json, its cost rows)."""
     from prunebias.analysis import metrics
     from prunebias.io import read_predictions
 
@@ -369,6 +463,8 @@ def model_metrics(
         table = pd.concat(
             [table, backdoor.backdoor_metrics(index, valid, test, ids, task.attribute)], ignore_index=True
         )
+    if cost is not None:
+        table = pd.concat([table, metrics.cost_rows(json.loads(Path(cost).read_text()))], ignore_index=True)
     ident = model_columns(meta)
     table = table.assign(**ident)[list(ident) + [c for c in table.columns if c not in ident]]
     write_parquet(table, out, metadata=meta)
@@ -458,14 +554,19 @@ def concat_tables(inputs: list[str], out: str | os.PathLike) -> None:
 
 
 def figures(summary_path: str, metrics_path: str, out_dir: str | os.PathLike) -> None:
-    """The study's figures (prunebias.plots.figures.FIGURES) as PNG + SVG in ``out_dir``."""
+    """The study's figures (prunebias.plots.figures.FIGURES) and the equal-cost figure
+    (prunebias.plots.figures_cost) as PNG + SVG in ``out_dir``."""
     from prunebias.plots import figures as figs
+    from prunebias.plots.figures_cost import cost_tradeoff
 
     # The study's figures are about the joint models; the experiments have their own figures.
     joint = [("task", "==", tasks.JOINT)]
     summary = pd.read_parquet(summary_path, filters=joint)
     metrics = pd.read_parquet(metrics_path, filters=joint)
-    written = figs.make_all(summary, metrics, out_dir)
+    # Against sparsity: the methods whose level is a share of weights (the others have no place on that axis).
+    masked = list(("dense", *MASK_METHODS))
+    written = figs.make_all(summary[summary["method"].isin(masked)], metrics[metrics["method"].isin(masked)], out_dir)
+    written += figs.save_figure(cost_tradeoff(metrics), Path(out_dir) / "cost_tradeoff")
     log(f"wrote {len(written)} figure files to {out_dir}")
 
 

@@ -66,7 +66,8 @@ class TrainSpec:
     ``schedule`` is the pruning method's schedule block, read by
     :func:`prunebias.training.schedules.method_plan` (its keys depend on the method);
     ``task`` the task's description (:func:`prunebias.tasks.task_spec`), None for the joint task.
-    ``crop_size`` None means the stored image size.
+    ``crop_size`` None means the stored image size. ``compression`` holds the settings of the
+    methods that are more than a schedule (``n_m`` of nm, ``importance`` of channels), None for the others.
     """
 
     epochs: int
@@ -81,6 +82,7 @@ class TrainSpec:
     max_nonfinite_retries: int
     retry_lr_factor: float
     task: dict | None = None
+    compression: dict | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> TrainSpec:

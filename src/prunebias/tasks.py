@@ -224,6 +224,7 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
     names. Checks: at least one task; attributes exist in every grid data set; each
     experiment grid's methods have recipes; an ``epochs`` override fits every schedule.
     """
+    from prunebias.config import method_levels
     from prunebias.training.schedules import method_plan
 
     problems = []
@@ -257,9 +258,10 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
                 problems.append(f"experiments.{key}.grid.methods: {method!r} has no recipe; add prune.methods.{method}")
                 continue
             epochs = section.get("epochs")
-            if epochs and grid.get("sparsities"):
+            if epochs and grid.get("sparsities") and method != "int8":  # int8 is calibrated, not trained
                 try:
-                    method_plan(method, int(epochs), max(grid["sparsities"]), recipes[method].get("schedule", {}))
+                    level = max(method_levels(config, method, grid["sparsities"]))
+                    method_plan(method, int(epochs), level, recipes[method].get("schedule", {}))
                 except ValueError as exc:
                     problems.append(
                         f"experiments.{key}.epochs: {epochs} does not fit prune.methods.{method}.schedule ({exc}); "

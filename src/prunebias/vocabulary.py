@@ -35,9 +35,18 @@ def model_columns(meta: dict) -> dict:
 
 
 #: Compression methods, in the order of legends and tables.
-METHODS = ("dense", "gmp", "gmp_pt", "oneshot", "acdc")
+METHODS = ("dense", "gmp", "gmp_pt", "oneshot", "acdc", "nm", "channels", "int8")
 #: Their names in tables and sentences (a method not listed is shown by its own name).
-METHOD_LABELS = {"dense": "dense", "gmp": "GMP", "gmp_pt": "GMP-PT", "oneshot": "one-shot", "acdc": "AC/DC"}
+METHOD_LABELS = {
+    "dense": "dense",
+    "gmp": "GMP",
+    "gmp_pt": "GMP-PT",
+    "oneshot": "one-shot",
+    "acdc": "AC/DC",
+    "nm": "N:M",
+    "channels": "channel pruning",
+    "int8": "int8",
+}
 #: Their names in figure legends and panel titles: the label and how the method starts.
 METHOD_LEGENDS = {
     method: METHOD_LABELS[method] + detail
@@ -47,8 +56,29 @@ METHOD_LEGENDS = {
         "gmp_pt": " (post-training)",
         "oneshot": " + fine-tune",
         "acdc": "",
+        "nm": " semi-structured",
+        "channels": " (structured)",
+        "int8": " quantized (static PTQ)",
     }.items()
 }
+#: Compression families: what a method removes, and so what can make it faster.
+FAMILIES = {
+    "dense": "dense",
+    "gmp": "unstructured",
+    "gmp_pt": "unstructured",
+    "oneshot": "unstructured",
+    "acdc": "unstructured",
+    "nm": "N:M",
+    "channels": "channels",
+    "int8": "int8",
+}
+#: Methods whose level (the ``sparsity`` of paths and tables) is the share of weights set to
+#: zero by a mask; for ``channels`` it is the share of FLOPs removed, for ``int8`` 0 (nothing removed).
+MASK_METHODS = ("gmp", "gmp_pt", "oneshot", "acdc", "nm")
+#: Per-model cost measurements (metric names of the tidy metrics, attribute/identity/group "all"):
+#: parameters and FLOPs (analytic, 2 per multiply-accumulate), bytes of the saved weights, and
+#: CPU latency per image (median of repeats) at batch 1 and 64.
+COST_METRICS = ("params", "flops", "size_bytes", "latency_ms_b1", "latency_ms_b64")
 
 #: Dense-model statistics of the attribute criterion, as figures and the report name them.
 STATISTIC_LABELS = {
@@ -62,6 +92,8 @@ STATISTIC_LABELS = {
 
 #: Figures of the metrics against sparsity (prunebias.plots.figures), one file stem each.
 METRIC_FIGURES = ("accuracy_auc", "bias_amplification", "uncertainty_interdependence", "dba_heatmap", "group_gaps")
+#: The equal-cost figure of the compression families (prunebias.plots.figures_cost), drawn by the same job.
+COST_FIGURES = ("cost_tradeoff",)
 #: Figures of the criteria and countermeasures (prunebias.plots.figures_criteria) -> the criteria
 #: tables each is drawn from, in the order of its arguments.
 CRITERIA_FIGURES = {

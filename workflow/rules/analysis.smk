@@ -7,6 +7,7 @@ rule metrics:
     input:
         unpack(index_only),
         unpack(task_inputs),
+        unpack(cost_input),
         valid=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/valid.parquet",
         test=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/test.parquet",
         code=stage_code("metrics"),
@@ -19,8 +20,9 @@ rule metrics:
     params:
         settings=as_json(ANALYSIS),
         triggered=optional_input("triggered"),
+        cost=optional_input("cost"),
     shell:
-        "python -m prunebias.cli metrics --index {input.index} {params.triggered} --valid {input.valid} --test {input.test}"
+        "python -m prunebias.cli metrics --index {input.index} {params.triggered} {params.cost} --valid {input.valid} --test {input.test}"
         " --out {output} --settings {params.settings:q} > {log} 2>&1"
 
 

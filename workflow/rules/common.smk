@@ -17,6 +17,7 @@ from prunebias.config import (
     ConfigError,
     analysis_settings,
     check_config,
+    method_levels,
     schema_errors,
     sparsity_label,
     starts_from_dense,
@@ -26,9 +27,10 @@ from prunebias.config import (
 from prunebias.data.synthetic import ATTRIBUTES as SYNTHETIC_ATTRIBUTES, CELEBA_ORDER
 from prunebias.data.folder import read_folder_index, table_options
 from prunebias.data.store import attribute_names
-from prunebias.data.user_predictions import check_prediction_columns, label_attributes, read_manifest
+from prunebias.data.tables import check_both_values
+from prunebias.data.user_predictions import check_prediction_columns, labels_index, read_manifest
 from prunebias.report.render import DEFAULT_TEMPLATE
-from prunebias.vocabulary import CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
+from prunebias.vocabulary import COST_FIGURES, CRITERIA_FIGURES, CRITERIA_TABLES, FIGURE_FORMATS, METRIC_FIGURES
 from prunebias.tasks import (
     JOINT,
     check_experiments,
@@ -62,10 +64,14 @@ if _problems:
 AUDIT_DATASETS = [d for d in config["grid"]["datasets"] if config["datasets"][d]["source"] in AUDIT_ONLY_SOURCES]
 try:
     MANIFESTS = {d: read_manifest(config["datasets"][d]["manifest"]) for d in AUDIT_DATASETS}
-    LABEL_ATTRIBUTES = {
-        d: label_attributes(config["datasets"][d]["labels"], config["datasets"][d].get("categorical", ()))
+    LABEL_INDEXES = {
+        d: labels_index(config["datasets"][d]["labels"], config["datasets"][d].get("categorical", ()))
         for d in AUDIT_DATASETS
     }
+    LABEL_ATTRIBUTES = {d: attribute_names(index) for d, index in LABEL_INDEXES.items()}
+    # Every attribute needs both values in every split, or its metrics are undefined.
+    for _d, _index in LABEL_INDEXES.items():
+        check_both_values(_index[LABEL_ATTRIBUTES[_d]], _index["split"], table_path=config["datasets"][_d]["labels"])
     # Each prediction file's columns from its header; ids and values when it is imported.
     for _d in AUDIT_DATASETS:
         for _path in [*MANIFESTS[_d]["valid"], *MANIFESTS[_d]["test"]]:
@@ -80,12 +86,16 @@ _problems = [
 ]
 # Folder data sets: the whole table (paths, containment, encodings, splits) is checked now.
 try:
-    FOLDER_ATTRIBUTES = {
-        d: attribute_names(read_folder_index(ds["root"], ds["table"], **table_options(ds))[0])
+    FOLDER_INDEXES = {
+        d: read_folder_index(ds["root"], ds["table"], **table_options(ds))[0]
         for d in config["grid"]["datasets"]
         for ds in [config["datasets"][d]]
         if ds["source"] == "folder"
     }
+    FOLDER_ATTRIBUTES = {d: attribute_names(index) for d, index in FOLDER_INDEXES.items()}
+    # Every attribute needs both values in every split, or its metrics are undefined.
+    for _d, _index in FOLDER_INDEXES.items():
+        check_both_values(_index[FOLDER_ATTRIBUTES[_d]], _index["split"], table_path=config["datasets"][_d]["table"])
 except ValueError as exc:
     raise WorkflowError(f"invalid folder data set:\n{exc}") from None
 _problems += [
@@ -115,7 +125,7 @@ for _d in config["grid"]["datasets"]:
     if _scratch:
         _problems.append(
             f"datasets.{_d}.dense_models: grid.methods {_scratch} train from scratch and would not start "
-            "from your dense model; use the post-training methods gmp_pt and oneshot"
+            f"from your dense model; use the post-training methods {', '.join(POST_TRAINING_METHODS)}"
         )
 if set(AUDIT_DATASETS) & set(config["experiments"].get("datasets") or []):
     _problems.append(
@@ -148,10 +158,10 @@ wildcard_constraints:
     task=r"[A-Za-z0-9_\-]+",
     arch=r"[a-z0-9_]+",
     method=r"(?!dense)[a-z0-9_]+",
-    sparsity=r"0\.[0-9]+",
+    sparsity=r"0(\.[0-9]+)?",
     seed=r"\d+",
     split=r"valid|test",
-    run=r"dense/seed\d+|[a-z0-9_]+/s0\.[0-9]+/seed\d+",
+    run=r"dense/seed\d+|[a-z0-9_]+/s0(\.[0-9]+)?/seed\d+",
 
 
 def data_dir(dataset):
@@ -179,7 +189,7 @@ def runs(grid=GRID):
     for seed in grid["seeds"]:
         out.append(f"dense/seed{seed}")
         for method in grid["methods"]:
-            for s in grid["sparsities"]:
+            for s in method_levels(config, method, grid["sparsities"]):
                 out.append(f"{method}/s{sparsity_label(s)}/seed{seed}")
     return out
 
@@ -237,10 +247,11 @@ def user_dense_file(w):
 
 
 def is_trained(model):
-    """Whether prunebias trained ``model`` (a model path), as opposed to importing it or its predictions."""
+    """Whether prunebias trained ``model`` (a model path), as opposed to importing it or its predictions,
+    or quantizing it (int8: calibrated, no training log)."""
     dataset, task, _, run = model.split("/", 3)
     imported_dense = dataset in USER_DENSE_DATASETS and task == JOINT and run.startswith("dense/")
-    return dataset not in AUDIT_DATASETS and not imported_dense
+    return dataset not in AUDIT_DATASETS and not imported_dense and not run.startswith("int8/")
 
 
 def task_inputs(w):
@@ -248,6 +259,13 @@ def task_inputs(w):
     if parse_task(w.task).kind != "backdoor":
         return {}
     return {"triggered": str(triggered_path(data_dir(w.dataset), w.task))}
+
+
+def cost_input(w):
+    """The cost measurements of a model predict made (none for imported predictions)."""
+    if w.dataset in AUDIT_DATASETS:
+        return {}
+    return {"cost": f"{RESULTS}/predictions/{w.dataset}/{w.task}/{w.arch}/{w.run}/cost.json"}
 
 
 def stage_code(command):
@@ -341,6 +359,14 @@ def run_identity(w, method, sparsity):
     )
 
 
+def quantize_settings(dataset):
+    """What an int8 model depends on besides its dense parent: the calibration and the input size."""
+    return {
+        "calibration_samples": config["prune"]["methods"].get("int8", {}).get("calibration_samples", 512),
+        "crop_size": config["train"].get("crop_size") or config["datasets"][dataset]["resolution"],
+    }
+
+
 def prune_inputs(w):
     inputs = data_files(w)
     if starts_from_dense(w.method):
@@ -365,7 +391,9 @@ def report_figures_of(names, category):
 
 
 def figure_outputs():
-    return report_figures_of(METRIC_FIGURES, "Metrics vs sparsity")
+    return report_figures_of(METRIC_FIGURES, "Metrics vs sparsity") | report_figures_of(
+        COST_FIGURES, "Compression at equal cost"
+    )
 
 
 # ---------------------------------------------------------------- criteria (criteria.smk)
@@ -442,7 +470,7 @@ CAPTIONS = sorted(str(p) for p in (Path(workflow.basedir) / "reports" / "caption
 
 def report_figures():
     """Figures shown in the audit report, in order: the study's (prunebias.plots.figures), then the experiments'."""
-    main = [f"{RESULTS}/figures/{name}.svg" for name in METRIC_FIGURES]
+    main = [f"{RESULTS}/figures/{name}.svg" for name in METRIC_FIGURES + COST_FIGURES]
     main += [f"{RESULTS}/figures/effects.svg"] if effects_outputs() else []
     main += [f for f in criteria_figure_files() if f.endswith(".svg")]
     return main + [f for f in experiment_outputs() if f.startswith(f"{RESULTS}/figures/") and f.endswith(".svg")]
@@ -450,7 +478,7 @@ def report_figures():
 
 def benchmark_files():
     """The benchmark file of every expensive job of the grid (the report sums their times),
-    from the benchmark patterns of the prepare, train_dense, prune and predict rules.
+    from the benchmark patterns of the prepare, train_dense/import_dense, prune, quantize and predict rules.
 
     Passed as params, not inputs: a missing benchmark file must never make Snakemake rerun a
     training job just to write one.
@@ -465,17 +493,16 @@ def benchmark_files():
         if dataset in AUDIT_DATASETS:
             files.append(str(rules.import_predictions.benchmark).format(**names, run=run))
             continue
-        if not is_trained(model):
-            files.append(str(rules.import_dense.benchmark).format(**names, seed=run.removeprefix("dense/seed")))
-        elif run.startswith("dense/"):
-            files.append(str(rules.train_dense.benchmark).format(**names, seed=run.removeprefix("dense/seed")))
+        method, *level, seed = run.split("/")
+        seed = seed.removeprefix("seed")
+        if method == "dense":
+            dense_rule = rules.train_dense if is_trained(model) else rules.import_dense
+            files.append(str(dense_rule.benchmark).format(**names, seed=seed))
+        elif method == "int8":
+            files.append(str(rules.quantize.benchmark).format(**names, seed=seed))
         else:
-            method, sparsity, seed = run.split("/")
-            files.append(
-                str(rules.prune.benchmark).format(
-                    **names, method=method, sparsity=sparsity.removeprefix("s"), seed=seed.removeprefix("seed")
-                )
-            )
+            sparsity = level[0].removeprefix("s")
+            files.append(str(rules.prune.benchmark).format(**names, method=method, sparsity=sparsity, seed=seed))
         files.append(str(rules.predict.benchmark).format(**names, run=run))
     return files
 

@@ -1,4 +1,4 @@
-# Stage 4: dump validation and test logits of every model to Parquet.
+# Stage 4: dump validation and test logits of every model to Parquet, and time the model on the CPU.
 
 
 rule predict:
@@ -9,6 +9,8 @@ rule predict:
     output:
         valid=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/valid.parquet",
         test=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/test.parquet",
+        # timed, so never byte-identical between runs: kept out of the prediction files
+        cost=f"{RESULTS}/predictions/{{dataset}}/{{task}}/{{arch}}/{{run}}/cost.json",
     log:
         f"{RESULTS}/logs/predict/{{dataset}}/{{task}}/{{arch}}/{{run}}.log",
     benchmark:
@@ -23,7 +25,7 @@ rule predict:
         batch_size=config["train"]["eval_batch_size"],
     shell:
         "python -m prunebias.cli predict --index {input.index} --images {input.images} {params.triggered}"
-        " --model {input.model}"
+        " --model {input.model} --cost {output.cost}"
         " --batch-size {params.batch_size} --out valid={output.valid} test={output.test}"
         " --threads {threads} > {log} 2>&1"
 

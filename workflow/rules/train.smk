@@ -42,6 +42,8 @@ rule prune:
         f"{RESULTS}/logs/prune/{{dataset}}/{{task}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prune/{{dataset}}/{{task}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        method=r"(?!dense|int8)[a-z0-9_]+",
     conda:
         CONDA_ENV
     threads: 1  # CPU default: one thread per job; GPU profiles raise it
@@ -56,6 +58,31 @@ rule prune:
         "python -m prunebias.cli train --index {input.index} --images {input.images} {params.triggered}"
         " --model {output.model} --log {output.log}"
         " --spec {params.spec:q} --run {params.run:q} {params.parent} --compile {resources.torch_compile}"
+        " --threads {threads} > {log} 2>&1"
+
+
+# int8: the dense model quantized (static, calibrated on training images); nothing is trained.
+rule quantize:
+    input:
+        unpack(data_files),
+        unpack(task_inputs),
+        parent=f"{MODELS}/dense/seed{{seed}}/model.pt",
+    output:
+        model=f"{MODELS}/int8/s0/seed{{seed}}/model.pt",
+    log:
+        f"{RESULTS}/logs/quantize/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/quantize/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        run=lambda w: run_identity(w, "int8", 0.0),
+        settings=lambda w: as_json(quantize_settings(w.dataset)),
+        triggered=optional_input("triggered"),
+    shell:
+        "python -m prunebias.cli quantize --index {input.index} --images {input.images} {params.triggered}"
+        " --parent {input.parent} --model {output.model} --run {params.run:q} --settings {params.settings:q}"
         " --threads {threads} > {log} 2>&1"
 
 

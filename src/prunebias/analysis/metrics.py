@@ -21,7 +21,7 @@ prediction frames and returns the tidy table of :func:`model_metrics`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from scipy.special import expit
 
 from prunebias.analysis import dependence
 from prunebias.validation import as_bool, as_count, as_logits, require_columns, safe_divide, same_rows, same_shape
+from prunebias.vocabulary import COST_METRICS
 
 __all__ = [
     "METRICS",
@@ -800,6 +801,25 @@ def _locate(ids: pd.Index, split: pd.Series, wanted: pd.Series, name: str) -> np
     if wrong.any():
         raise ValueError(f'{name} has ids whose index split is not "{name}": ' + _preview(wanted[wrong]))
     return rows
+
+
+def cost_rows(cost: Mapping[str, float]) -> pd.DataFrame:
+    """The model's cost measurements (:data:`prunebias.vocabulary.COST_METRICS`, from its
+    predictions' metadata) as tidy rows: attribute, identity and group "all", threshold "default"."""
+    missing = [m for m in COST_METRICS if m not in cost]
+    if missing:
+        raise ValueError(f"cost measurements lack {missing}")
+    n = len(COST_METRICS)
+    return pd.DataFrame(
+        {
+            "attribute": ["all"] * n,
+            "identity": ["all"] * n,
+            "group": ["all"] * n,
+            "threshold": ["default"] * n,
+            "metric": list(COST_METRICS),
+            "value": [float(cost[m]) for m in COST_METRICS],
+        }
+    )
 
 
 def _preview(values, limit: int = 5) -> str:

@@ -118,3 +118,23 @@ def binary_labels(table: pd.DataFrame, columns: list[str], *, table_path: str | 
             )
         out[name] = text.map(mapping).astype(bool).to_numpy()
     return pd.DataFrame(out, index=table.index)
+
+
+def check_both_values(labels: pd.DataFrame, split, *, table_path: str | os.PathLike) -> None:
+    """TableError naming the first label column that is all 0 or all 1 within a split.
+
+    Every split needs both values of every attribute: train for the prevalences and the
+    training signal, valid for the calibrated thresholds, test for ROC-AUC, BA and the
+    criteria, all of which are undefined for a constant label.
+    """
+    groups = labels.astype(bool).groupby(np.asarray(split), sort=False)
+    positives, total = groups.sum(), groups.count()
+    for value, constant in (("positives", positives == 0), ("negatives", positives == total)):
+        hits = constant.stack()
+        if hits.any():
+            split_name, attribute = hits[hits].index[0]
+            raise TableError(
+                f"{table_path}: attribute {attribute!r} has no {value} in split {split_name!r} "
+                f"({int(total.loc[split_name, attribute])} rows); its ROC-AUC, BA and criteria would be undefined: "
+                "relabel, move some rows to that split, or drop the column"
+            )

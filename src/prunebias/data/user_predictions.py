@@ -50,7 +50,6 @@ import pandas as pd
 
 from prunebias.config import sparsity_label
 from prunebias.data.folder import attribute_columns
-from prunebias.data.store import attribute_names
 from prunebias.data.tables import TableError, first_duplicate, read_table, table_columns
 from prunebias.vocabulary import SPLITS
 
@@ -68,12 +67,6 @@ class PredictionsSourceError(ValueError):
 
 def _row(i: int) -> str:
     return f"row {i + 1}"
-
-
-def label_attributes(labels_path: str | os.PathLike, categorical: Sequence[str] = ()) -> list[str]:
-    """The attributes of a labels table, in its order: every column but ``id`` and ``split``, the
-    ``categorical`` ones as their one-vs-rest level columns (:func:`prunebias.data.folder.level_column`)."""
-    return attribute_names(labels_index(labels_path, categorical))
 
 
 def labels_index(labels_path: str | os.PathLike, categorical: Sequence[str] = ()) -> pd.DataFrame:

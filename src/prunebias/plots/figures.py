@@ -60,9 +60,12 @@ METHOD_COLORS = {
     "gmp_pt": "#de8f05",
     "oneshot": "#029e73",
     "acdc": "#cc78bc",
+    "nm": "#ca9161",
+    "channels": "#56b4e9",
+    "int8": "#d55e00",
 }
 # Colours for methods added to the grid later, handed out in sorted name order.
-_EXTRA_COLORS = ("#ca9161", "#56b4e9", "#d55e00", "#fbafe4", "#949494", "#ece133")
+_EXTRA_COLORS = ("#fbafe4", "#949494", "#ece133")
 
 THRESHOLD_STYLES = {"default": "-", "calibrated": "--"}
 THRESHOLD_LABELS = {"default": "default threshold (logit > 0)", "calibrated": "calibrated threshold"}

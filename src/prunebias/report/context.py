@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from prunebias.analysis.cost_tradeoff import MATCHED_DROP, cost_points, matched_accuracy
 from prunebias.report.captions import table_caption_html
+from prunebias.report.format import level_text, method_text
 from prunebias.report.gallery import GALLERY_OPEN, setting_galleries
 from prunebias.report.grid import settings_of
 from prunebias.report.runs import (
@@ -25,8 +27,15 @@ from prunebias.report.runs import (
     sparsity_table,
 )
 from prunebias.report.sentences import findings
-from prunebias.report.tables import CRITERIA_TABLES, criteria_section, group_gap_table, key_table
-from prunebias.vocabulary import MODEL
+from prunebias.report.tables import (
+    CRITERIA_TABLES,
+    cost_table,
+    criteria_section,
+    group_gap_table,
+    key_table,
+    matched_table,
+)
+from prunebias.vocabulary import MODEL, SETTING
 
 #: The task of the main grid (prunebias.tasks.JOINT); findings and the key table are about it,
 #: other tasks (controlled experiments) get their own table.
@@ -66,6 +75,7 @@ def report_context(
     captions = {name: table_caption_html(text) for name, text in (table_captions or {}).items()}
     convergence = criteria.pop("convergence", None)
     effects = criteria.pop("effects", None)
+    points = cost_points(main)
     criteria_tables = criteria_section(criteria)
     for entry in criteria_tables:
         entry["caption"] = captions.get(entry["name"], "")
@@ -84,6 +94,9 @@ def report_context(
         "key_experiments": key_table(experiments) if len(experiments) else None,
         "groups": group_gap_table(groups) if groups is not None and not groups.empty else None,
         "groups_caption": captions.get("group_gaps", ""),
+        "cost": cost_table(points) if len(points) else None,
+        "cost_matched": matched_table(points) if len(points) else None,
+        "cost_sentence": matched_sentence(points) if len(points) else "",
         "figures": list(figures),
         "criteria": criteria_tables,
         "criteria_missing": [n for n in CRITERIA_TABLES if n not in criteria],
@@ -91,3 +104,25 @@ def report_context(
         "gallery_open": GALLERY_OPEN,
         "n_models": len(metrics[MODEL + ["seed"]].drop_duplicates()),
     }
+
+
+def matched_sentence(points: pd.DataFrame, max_drop: float = MATCHED_DROP) -> str:
+    """Which method adds the least bias among those within ``max_drop`` points of dense accuracy
+    (per setting when there are several), with its cost; or that none stays that close."""
+    best = matched_accuracy(points, max_drop)
+    if best.empty:
+        return f"No compressed model stays within {max_drop:g} point of the dense model's mean accuracy."
+    out = []
+    for _, rows in best.groupby(SETTING, sort=True):
+        top = rows.iloc[0]
+        where = " / ".join(str(top[c]) for c in SETTING) + ": " if best[SETTING].drop_duplicates().shape[0] > 1 else ""
+        others = ", ".join(
+            f"{method_text(m)} {d:+.4f}" for m, d in zip(rows["method"].iloc[1:], rows["delta_ba"].iloc[1:])
+        )
+        out.append(
+            f"{where}within {max_drop:g} point of the dense accuracy, {method_text(top['method'])} "
+            f"({level_text(top['method'], top['sparsity'])}) adds the least bias: ΔBA {top['delta_ba']:+.4f} "
+            f"at {top['speedup_b64']:.2f}× the dense speed (batch 64) and {top['size_ratio']:.2f}× its size"
+            + (f" (others: {others})." if others else ".")
+        )
+    return " ".join(out)

@@ -27,6 +27,16 @@ def sparsity_text(sparsity: float) -> str:
     return "dense" if sparsity == 0 else f"{100 * float(sparsity):.4g}%"
 
 
+def level_text(method: str, level: float) -> str:
+    """A model's level in words: its sparsity for mask methods and dense, the share of FLOPs removed
+    for channel pruning, nothing removed for int8 (:data:`prunebias.vocabulary.MASK_METHODS`)."""
+    if method == "channels":
+        return f"{100 * float(level):.4g}% of FLOPs"
+    if method == "int8":
+        return "8-bit weights"
+    return sparsity_text(level)
+
+
 def method_text(method: str) -> str:
     """The method's label (:data:`prunebias.vocabulary.METHOD_LABELS`), else its own name."""
     return METHOD_LABELS.get(method, method)

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from prunebias.analysis.cost_tradeoff import MATCHED_DROP, matched_accuracy
 from prunebias.report.curves import seed_curves
 from prunebias.report.format import (
     DASH,
     count_text,
     is_finite,
+    level_text,
     method_text,
     number_text,
     percent_text,
@@ -156,7 +158,7 @@ def key_table(metrics: pd.DataFrame, threshold: str = "default") -> Table:
     rows = []
     for model in models.itertuples(index=False, name=None):
         row = [(str(v), str(v)) for c, v in zip(MODEL[:3], model[:3]) if c in settings]
-        row += [(method_text(model[3]), method_text(model[3])), (sparsity_text(model[4]), float(model[4]))]
+        row += [(method_text(model[3]), method_text(model[3])), (level_text(model[3], model[4]), float(model[4]))]
         for col in order:
             key = (*model, col)
             if key in cells.index:
@@ -276,3 +278,48 @@ def criteria_section(criteria: Mapping[str, pd.DataFrame]) -> list[dict]:
         }
         out.append(_section("cie_groups", "Are CIEs concentrated in an identity group?", g, cols))
     return out
+
+
+# ---------------------------------------------------------------- equal cost
+#: Columns of the equal-cost tables (prunebias.analysis.cost_tradeoff).
+COST_COLUMNS = {
+    "family": Column("family"),
+    "speedup_b1": Column("speed-up, batch 1", lambda v: number_text(v, ".2f") + "×"),
+    "speedup_b64": Column("speed-up, batch 64", lambda v: number_text(v, ".2f") + "×"),
+    "size_ratio": Column("size (× dense)", lambda v: number_text(v, ".3f")),
+    "params_ratio": Column("parameters kept", percent_text),
+    "flops_ratio": Column("FLOPs (× dense)", lambda v: number_text(v, ".3f")),
+    "delta_accuracy": Column("Δaccuracy (points)", lambda v: number_text(v, "+.2f")),
+    "delta_ba": Column("ΔBA", lambda v: number_text(v, "+.4f")),
+    "seeds": Column("seeds", count_text),
+}
+
+
+def _level_column(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(level=[level_text(m, s) for m, s in zip(frame["method"], frame["sparsity"])])
+
+
+def cost_table(points: pd.DataFrame) -> Table:
+    """Every compressed model's measured cost and change against dense (mean over seeds)."""
+    columns = model_columns(points, {"level": Column("level", sort="sparsity")}) | COST_COLUMNS
+    ordered = points.assign(_m=method_rank(points["method"])).sort_values([*SETTING, "_m", "sparsity"])
+    return frame_table(
+        _level_column(ordered),
+        columns,
+        note="Ratios and changes per seed against that seed's dense model, then mean over seeds; "
+        "latency measured per image on the CPU; ΔBA: mean over the defined (identity, attribute) pairs, default threshold.",
+    )
+
+
+def matched_table(points: pd.DataFrame, max_drop: float = MATCHED_DROP) -> Table:
+    """Per method, its most compressed model within ``max_drop`` points of the dense accuracy, least ΔBA first."""
+    best = matched_accuracy(points, max_drop)
+    columns = model_columns(best, {"level": Column("level", sort="sparsity")}) | COST_COLUMNS
+    return frame_table(
+        _level_column(best),
+        columns,
+        note=f"Each method's most compressed model (least FLOPs, then size, then parameters kept) losing at most "
+        f"{max_drop:g} point of mean accuracy; "
+        "methods with none are left out. Sorted by ΔBA: the first row adds the least bias at that accuracy. "
+        "Plain means over seeds; the support-stable changes with bootstrap intervals, per method, are in the effects table.",
+    )

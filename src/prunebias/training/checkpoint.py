@@ -61,6 +61,43 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, attributes
     return ckpt
 
 
+def checkpoint_model(ckpt: dict, path: str | os.PathLike) -> torch.nn.Module:
+    """The module a checkpoint (:func:`load_checkpoint`) describes, its weights loaded, in eval mode.
+
+    Channel-pruned models are rebuilt at their stored, smaller shapes; int8 models are
+    re-quantized from their float weights and stored calibration (bit-identical to the model
+    the quantize job measured); N:M models are checked to hold their pattern.
+    """
+    from prunebias.training import channels, nm, quantize
+    from prunebias.training.models import build_model
+
+    n_outputs, size = len(ckpt["attributes"]), ckpt["image_size"]
+    structure = ckpt.get("structure")
+    model = (
+        channels.rebuild(ckpt["arch"], n_outputs, size, structure)
+        if structure
+        else build_model(ckpt["arch"], n_outputs, size)
+    )
+    model.load_state_dict(ckpt["state_dict"])
+    pattern = (ckpt.get("compression") or {}).get("n_m")
+    if pattern:
+        broken = {
+            name: v
+            for name, w in model.state_dict().items()
+            if name in ckpt["masks"]
+            for v in [nm.pattern_violations(w, *pattern)]
+            if v
+        }
+        if broken:
+            raise ValueError(
+                f"{path}: weights break their {pattern[0]}:{pattern[1]} pattern (groups per tensor: {broken}); delete it and rerun"
+            )
+    model.eval()
+    if ckpt.get("calibration") is not None:
+        model = quantize.restore_int8(model, ckpt["calibration"], size)
+    return model
+
+
 def save_resume(path: Path, resume: dict, fingerprint) -> None:
     """Write a resume state (model, optimiser, training state, lr scale, retries left) under ``fingerprint``."""
     save_torch({**resume, "fingerprint": fingerprint}, path)

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from prunebias.training.nm import nm_masks
 from prunebias.training.schedules import check_sparsity
 
 SCOPES = ("global", "layerwise", "random")
@@ -179,6 +180,12 @@ class MaskSet:
         """
         named = prunable_parameters(model)
         return cls(named, compute_masks([p for _, p in named], sparsity, scope, generator))
+
+    @classmethod
+    def from_nm(cls, model: nn.Module, n: int, m: int, group_share: float = 1.0) -> MaskSet:
+        """N:M masks over :func:`prunable_parameters` of ``model`` (see :func:`prunebias.training.nm.nm_masks`)."""
+        named = prunable_parameters(model)
+        return cls(named, nm_masks([p for _, p in named], n, m, group_share))
 
     def __len__(self) -> int:
         return len(self.masks)

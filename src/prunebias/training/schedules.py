@@ -10,7 +10,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from prunebias.vocabulary import METHODS
+from prunebias.vocabulary import MASK_METHODS
 
 
 def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
@@ -100,11 +100,13 @@ _SCHEDULE_KEYS = {
     "gmp": {"start", "end", "step", "initial_sparsity"},
     "gmp_pt": {"start", "end", "step", "initial_sparsity"},
     "acdc": {"warmup", "phase", "final_sparse"},
+    "nm": {"start", "end", "step", "initial_sparsity"},
+    "channels": set(),
 }
 
 
 def method_plan(method: str, epochs: int, target: float, schedule: Mapping) -> list[EpochPlan]:
-    """One :class:`EpochPlan` per epoch for a pruning ``method`` (see :data:`METHODS`).
+    """One :class:`EpochPlan` per epoch for a training ``method`` (:data:`prunebias.vocabulary.METHODS` but int8, which is not trained).
 
     - ``dense``: never prunes (``target`` must be 0).
     - ``oneshot``: prunes to ``target`` at epoch 0, sparse throughout.
@@ -112,6 +114,10 @@ def method_plan(method: str, epochs: int, target: float, schedule: Mapping) -> l
       ``initial_sparsity`` (default 0.05) at epoch ``start`` to ``target`` at epoch ``end``,
       pruning at :func:`pruning_steps` ``(start, end, step)``; sparse from ``start`` on.
       The two differ only in what the training loop starts from (scratch / dense checkpoint).
+    - ``nm``: as ``gmp_pt`` towards the pattern's sparsity 1 − N/M (the pattern grows group by
+      group: :mod:`prunebias.training.nm`); with an empty schedule, one-shot at epoch 0.
+    - ``channels``: fine-tuning only (the channels are removed before epoch 0), no masks;
+      every epoch is eligible.
     - ``acdc``: ``warmup`` dense epochs; then cycles of ``phase`` sparse epochs (each
       starting with ``prune_to=target``) and ``phase`` dense epochs, as many full cycles as
       fit before the final sparse phase; epochs left over lengthen the last dense phase; a
@@ -124,8 +130,8 @@ def method_plan(method: str, epochs: int, target: float, schedule: Mapping) -> l
     value, for unknown/missing keys and schedules that do not fit in the run.
     """
     epochs = _check_int(epochs, "epochs", 1)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in _SCHEDULE_KEYS:
+        raise ValueError(f"method must be one of {sorted(_SCHEDULE_KEYS)}, got {method!r}")
     target = check_sparsity(target, "target")
     if (method == "dense") != (target == 0.0):
         raise ValueError(
@@ -138,9 +144,9 @@ def method_plan(method: str, epochs: int, target: float, schedule: Mapping) -> l
             f"schedule keys {sorted(unknown)} are not used by method {method!r}"
             f" (allowed: {sorted(_SCHEDULE_KEYS[method])})"
         )
-    if method == "dense":
+    if method in ("dense", "channels"):
         return [EpochPlan(None, False)] * epochs
-    if method == "oneshot":
+    if method == "oneshot" or (method == "nm" and not schedule):
         return [EpochPlan(target, True)] + [EpochPlan(None, True)] * (epochs - 1)
     if method == "acdc":
         return _acdc_plan(epochs, target, schedule)
@@ -199,6 +205,12 @@ def _acdc_plan(epochs: int, target: float, schedule: Mapping) -> list[EpochPlan]
         plan[first : first + phase] = [EpochPlan(target, True)] + [EpochPlan(None, True)] * (phase - 1)
     plan[final_start:] = [EpochPlan(target, True)] + [EpochPlan(None, True)] * (final - 1)
     return plan
+
+
+def mask_target(method: str, level: float) -> float:
+    """The sparsity a method's masks reach: its level for mask methods, 0 for the others (the level of
+    ``channels`` is a share of FLOPs, removed with the channels themselves; int8 removes nothing)."""
+    return level if method in MASK_METHODS else 0.0
 
 
 def eligible_for_selection(plan: Sequence[EpochPlan], target: float) -> list[bool]:

@@ -32,6 +32,7 @@ from prunebias.settings import Optimizer, TrainSpec
 from prunebias.training import augment
 from prunebias.training.checkpoint import load_resume, save_resume
 from prunebias.training.devices import send
+from prunebias.training.nm import pattern_sparsity
 from prunebias.training.pruning import MaskSet, measured_sparsity
 from prunebias.training.schedules import eligible_for_selection
 
@@ -277,7 +278,7 @@ def fit(
     while progress.epoch < spec.epochs:
         epoch = progress.epoch
         started = time.perf_counter()
-        masks = _epoch_masks(model, plan[epoch], masks, spec.scope, seed, epoch)
+        masks = _epoch_masks(model, plan[epoch], masks, spec, seed, epoch)
         if masks is not None:
             masks.apply()
             masks.apply_to_optimizer(optimizer)
@@ -411,10 +412,18 @@ class _StepSchedule:
         return cls(per_epoch, spec.epochs * per_epoch, spec.lr_schedule.name, warmup)
 
 
-def _epoch_masks(model: nn.Module, step_plan, masks: MaskSet | None, scope: str, seed: int, epoch: int):
-    """The masks in force this epoch: recomputed where the plan prunes, none in a dense epoch."""
-    if step_plan.prune_to is not None:
-        masks = MaskSet.from_model(model, step_plan.prune_to, scope, generator=epoch_generator(seed, epoch, 2))
+def _epoch_masks(model: nn.Module, step_plan, masks: MaskSet | None, spec: TrainSpec, seed: int, epoch: int):
+    """The masks in force this epoch: recomputed where the plan prunes, none in a dense epoch.
+
+    With an N:M pattern (``spec.compression["n_m"]``) the plan's sparsity s is reached by giving
+    the pattern to a share s / (1 − N/M) of the groups.
+    """
+    pattern = (spec.compression or {}).get("n_m")
+    if step_plan.prune_to is not None and pattern:
+        share = min(1.0, step_plan.prune_to / pattern_sparsity(*pattern))
+        masks = MaskSet.from_nm(model, *pattern, share)
+    elif step_plan.prune_to is not None:
+        masks = MaskSet.from_model(model, step_plan.prune_to, spec.scope, generator=epoch_generator(seed, epoch, 2))
     return masks if step_plan.sparse else None
 
 

@@ -16,9 +16,11 @@ tensors and plain data:
 
 Keys prefixed ``module.`` (``nn.DataParallel``, ``DistributedDataParallel``) or ``_orig_mod.``
 (``torch.compile``) are stripped. A pickled model object (``torch.save(model)``) is
-refused: loading it would run code. TorchScript and ``torch.export`` archives are not
-accepted either: they hold a compiled program, not the modules whose weights the pruning
-masks act on. For all of these, save ``model.state_dict()``.
+refused: loading it would run code; save ``model.state_dict()`` instead. A TorchScript
+archive (``torch.jit.save``) or a ``torch.export`` archive (``torch.export.save``) is read with
+PyTorch's own loader for it (``torch.jit.load``, ``torch.export.load``: a compiled program and
+its tensors, no Python objects), and only its weights are kept: they go into the named
+architecture, whose modules the pruning masks act on; the program itself is not used.
 
 The weights must fit the prunebias architecture (:func:`prunebias.training.models.build_model`)
 exactly: ``resnet18``/``resnet50`` are torchvision's, with a 3x3 stride-1 stem and no max-pool
@@ -68,8 +70,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict in the user's model file (on the CPU), wrapper prefixes stripped.
 
     Raises :class:`UserModelError` if the file is missing, unreadable, refused (it holds
-    objects other than tensors and plain data), a TorchScript or ``torch.export`` archive,
-    or holds no state dict.
+    objects other than tensors and plain data), or holds no state dict.
     """
     path = Path(path)
     if not path.is_file():
@@ -97,23 +98,36 @@ def _read_torch(path: Path):
             f"torch.load(weights_only=True) only; {_SAVE_WEIGHTS}"
         ) from None
     except Exception as exc:  # truncated, not a torch file, a compiled archive, ...
-        if _is_compiled_archive(path):
-            raise UserModelError(
-                f"{path}: a TorchScript or torch.export archive holds a compiled program, not the modules "
-                f"prunebias prunes; load the model in Python and {_SAVE_WEIGHTS}"
-            ) from None
-        raise UserModelError(f"{path}: not a readable torch file ({exc}); {_SAVE_WEIGHTS}") from None
+        kind = _compiled_kind(path)
+        if kind is None:
+            raise UserModelError(f"{path}: not a readable torch file ({exc}); {_SAVE_WEIGHTS}") from None
+        return _read_compiled(path, kind)
 
 
-def _is_compiled_archive(path: Path) -> bool:
-    """Whether ``path`` is a TorchScript (``code/``, ``constants.pkl``) or ``torch.export`` (``models/``) zip."""
+def _compiled_kind(path: Path) -> str | None:
+    """ "TorchScript" (``code/``, ``constants.pkl``) or "torch.export" (``models/``, ``archive_format``) for
+    such a zip archive, else None."""
     try:
         with zipfile.ZipFile(path) as archive:
             # Entries are "<archive name>/<entry>"; only the entry's first component tells the kind.
             entries = {name.split("/")[1] for name in archive.namelist() if name.count("/") >= 1}
     except zipfile.BadZipFile:  # not a zip at all, or a damaged one: not an archive we can name
-        return False
-    return bool(entries & {"code", "constants.pkl", "models", "archive_format"})
+        return None
+    if entries & {"code", "constants.pkl"}:
+        return "TorchScript"
+    return "torch.export" if entries & {"models", "archive_format"} else None
+
+
+def _read_compiled(path: Path, kind: str) -> dict[str, torch.Tensor]:
+    """The weights (parameters and buffers, by module path) of a TorchScript or torch.export archive."""
+    try:
+        if kind == "TorchScript":
+            state = torch.jit.load(path, map_location="cpu").state_dict()
+        else:
+            state = torch.export.load(path).state_dict
+    except Exception as exc:  # a damaged or foreign archive: say which file, not where the loader failed
+        raise UserModelError(f"{path}: unreadable {kind} archive ({exc}); {_SAVE_WEIGHTS}") from None
+    return {key: value.detach().cpu() for key, value in state.items()}
 
 
 def _find_state_dict(raw, path: Path) -> dict[str, torch.Tensor]:
