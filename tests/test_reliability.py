@@ -130,6 +130,12 @@ def leftovers(directory: Path) -> list[Path]:
     return sorted(directory.glob("results/**/.*.tmp")) + sorted(directory.glob("results/**/.resume.pt"))
 
 
+def metrics_less_timings(path: Path) -> pd.DataFrame:
+    """A per-model metrics table without its latency rows: everything else is byte-reproducible."""
+    frame = pd.read_parquet(path)
+    return frame[~frame["metric"].str.startswith("latency_")].reset_index(drop=True)
+
+
 def assert_same_run(directory: Path, reference: Path) -> None:
     got, expected = artifacts(directory), artifacts(reference)
     assert sorted(got) == sorted(expected) and len(got) == 3  # valid, test, model.pt
@@ -517,6 +523,8 @@ def predict_error(capsys, data, model, tmp_path) -> str:
         "--out",
         f"valid={out}/valid.parquet",
         f"test={out}/test.parquet",
+        "--cost",
+        f"{out}/cost.json",
     )
     assert not out.exists()
     return err
