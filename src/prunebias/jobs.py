@@ -283,9 +283,9 @@ def _check_pattern(model, masks: dict, pattern: list[int]) -> list[str]:
 
     weights = dict(model.named_parameters())
     held = [name for name in masks if nm.nm_eligible(weights[name].shape, pattern[1])]
-    broken = [name for name in held if nm.pattern_violations(weights[name], *pattern)]
+    broken = nm.broken_tensors(weights, held, *pattern)
     if broken:
-        raise ValueError(f"N:M training left {broken} off the {pattern[0]}:{pattern[1]} pattern")
+        raise ValueError(f"N:M training left {broken} (groups per tensor) off the {pattern[0]}:{pattern[1]} pattern")
     return held
 
 

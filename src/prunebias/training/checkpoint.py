@@ -81,13 +81,7 @@ def checkpoint_model(ckpt: dict, path: str | os.PathLike) -> torch.nn.Module:
     model.load_state_dict(ckpt["state_dict"])
     pattern = (ckpt.get("compression") or {}).get("n_m")
     if pattern:
-        broken = {
-            name: v
-            for name, w in model.state_dict().items()
-            if name in ckpt["masks"]
-            for v in [nm.pattern_violations(w, *pattern)]
-            if v
-        }
+        broken = nm.broken_tensors(ckpt["state_dict"], ckpt["compression"]["tensors"], *pattern)
         if broken:
             raise ValueError(
                 f"{path}: weights break their {pattern[0]}:{pattern[1]} pattern (groups per tensor: {broken}); delete it and rerun"

@@ -16,7 +16,7 @@ stay pruned: the masks only grow, and at f = 1 every group is N:M.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -91,3 +91,9 @@ def pattern_violations(weight: Tensor, n: int, m: int) -> int:
     if not nm_eligible(weight.shape, m):
         return 0
     return int(((_groups(weight.detach(), m) != 0).sum(dim=1) > n).sum())
+
+
+def broken_tensors(weights: Mapping[str, Tensor], names: Sequence[str], n: int, m: int) -> dict[str, int]:
+    """``{name: groups over N non-zeros}`` for the named ``weights`` that break the N:M pattern ({} if none)."""
+    counts = {name: pattern_violations(weights[name], n, m) for name in names}
+    return {name: count for name, count in counts.items() if count}
