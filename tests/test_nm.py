@@ -309,3 +309,27 @@ def test_float64_weights_are_ranked_at_their_own_precision():
 def test_bools_are_not_pattern_sizes():
     with pytest.raises(ValueError, match="n_m must be two integers"):
         check_pattern(True, 4)
+
+
+def test_checkpoint_loading_refuses_weights_off_their_pattern(tmp_path):
+    from prunebias.training.checkpoint import checkpoint_model
+    from prunebias.training.models import build_model
+
+    model = build_model("small_cnn", 3, 32)
+    masks = MaskSet.from_nm(model, 2, 4)
+    masks.apply()
+    held = [name for name, p in zip(masks.names, masks.params) if nm_eligible(p.shape, 4)]
+    ckpt = {
+        "arch": "small_cnn",
+        "attributes": ["a", "b", "c"],
+        "image_size": 32,
+        "state_dict": model.state_dict(),
+        "compression": {"n_m": [2, 4], "tensors": held},
+    }
+    path = tmp_path / "model.pt"
+    assert not checkpoint_model(ckpt, path).training  # intact: loads, in eval mode
+
+    broken = {k: v.clone() for k, v in ckpt["state_dict"].items()}
+    broken[held[-1]].fill_(1.0)  # every group of one tensor now holds 4 non-zeros
+    with pytest.raises(ValueError, match=rf"{path}: weights break their 2:4 pattern .*{held[-1]}"):
+        checkpoint_model(ckpt | {"state_dict": broken}, path)
