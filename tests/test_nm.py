@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import re
 
 import pytest
 import torch
@@ -312,13 +313,14 @@ def test_bools_are_not_pattern_sizes():
 
 
 def test_checkpoint_loading_refuses_weights_off_their_pattern(tmp_path):
+    from prunebias.jobs import _check_pattern
     from prunebias.training.checkpoint import checkpoint_model
     from prunebias.training.models import build_model
 
     model = build_model("small_cnn", 3, 32)
     masks = MaskSet.from_nm(model, 2, 4)
     masks.apply()
-    held = [name for name, p in zip(masks.names, masks.params) if nm_eligible(p.shape, 4)]
+    held = _check_pattern(model, dict(zip(masks.names, masks.masks)), [2, 4])  # as the train job records them
     ckpt = {
         "arch": "small_cnn",
         "attributes": ["a", "b", "c"],
@@ -331,5 +333,7 @@ def test_checkpoint_loading_refuses_weights_off_their_pattern(tmp_path):
 
     broken = {k: v.clone() for k, v in ckpt["state_dict"].items()}
     broken[held[-1]].fill_(1.0)  # every group of one tensor now holds 4 non-zeros
-    with pytest.raises(ValueError, match=rf"{path}: weights break their 2:4 pattern .*{held[-1]}"):
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(path))}: weights break their 2:4 pattern .*{re.escape(held[-1])}"
+    ):
         checkpoint_model(ckpt | {"state_dict": broken}, path)
