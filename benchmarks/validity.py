@@ -8,7 +8,12 @@ of the joint task (default threshold, the method's highest sparsity unless state
 - information kept by the highest-sparsity models;
 - ΔBA per identity on the stable pairs with its 95 % paired bootstrap CI (pairs, collapsed);
 - Δ uncertainty, Δ interdependence, Δ identity dependence at each sparsity, with CIs;
-- ROC-AUC of dense uncertainty for the CIEs at the highest sparsity.
+- ROC-AUC of dense uncertainty for the CIEs at the highest sparsity;
+- ΔBA per identity at calibrated thresholds;
+- the rare-value ratio of dense and sparse models;
+- the attribute criterion: per identity, the dense statistic whose Spearman correlation with
+  ΔBA is largest in magnitude, with its bootstrap CI;
+- the controlled experiments: single-label minus joint ΔBA, and the backdoor BA, dense and sparse.
 
     .venv/bin/python benchmarks/validity.py results [results/generator-seed1 ...]
 
@@ -40,14 +45,14 @@ def accuracy_lines(metrics: pd.DataFrame) -> list[str]:
     return lines
 
 
-def effect_lines(effects: pd.DataFrame) -> list[str]:
-    rows = effects[(effects["threshold"] == "default") & (effects["task"] == "joint")]
+def effect_lines(effects: pd.DataFrame, threshold: str = "default") -> list[str]:
+    rows = effects[(effects["threshold"] == threshold) & (effects["task"] == "joint")]
     lines = []
     for (dataset, method), part in rows.groupby(["dataset", "method"]):
         top = part["sparsity"].max()
         for _, r in part[(part["statistic"] == "bias_amplification") & (part["sparsity"] == top)].iterrows():
             lines.append(
-                f"{dataset} {method} {100 * top:g} %: dBA[{r['identity']}] {r['delta']:+.4f} "
+                f"{dataset} {method} {100 * top:g} % ({threshold}): dBA[{r['identity']}] {r['delta']:+.4f} "
                 f"CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] ({r['pairs']} stable pairs, {r['collapsed']} collapsed)"
             )
         for statistic in ("uncertainty", "interdependence", "identity_dependence"):
@@ -56,17 +61,62 @@ def effect_lines(effects: pd.DataFrame) -> list[str]:
                 for _, r in part[part["statistic"] == statistic].sort_values("sparsity").iterrows()
             ]
             dense = part.loc[part["statistic"] == statistic, "dense"].iloc[0]
-            lines.append(f"{dataset} {method}: d{statistic} (dense {dense:.3f}) " + "; ".join(cells))
+            lines.append(f"{dataset} {method} ({threshold}): d{statistic} (dense {dense:.3f}) " + "; ".join(cells))
+    return lines
+
+
+def rare_value_lines(summary: pd.DataFrame) -> list[str]:
+    rows = summary[
+        (summary["metric"] == "rare_value_ratio") & (summary["threshold"] == "default") & (summary["task"] == "joint")
+    ]
+    curve = rows.groupby(["dataset", "method", "sparsity"])["mean"].mean()
+    return [f"{d} {m} {100 * s:g} %: rare-value ratio {v:.2f} (mean over attributes)" for (d, m, s), v in curve.items()]
+
+
+def attribute_criterion_lines(criterion: pd.DataFrame) -> list[str]:
+    rows = criterion[(criterion["task"] == "joint") & criterion["spearman"].notna()]
+    rows = rows[rows["sparsity"] == rows.groupby(["dataset", "method"])["sparsity"].transform("max")]
+    best = rows.loc[rows.groupby(["dataset", "method", "identity"])["spearman"].apply(lambda r: r.abs().idxmax())]
+    return [
+        f"{r['dataset']} {r['method']} {100 * r['sparsity']:g} %: dBA[{r['identity']}] best predicted by dense {r['statistic']}: "
+        f"Spearman {r['spearman']:+.2f} [{r['spearman_low']:+.2f}, {r['spearman_high']:+.2f}] "
+        f"over {r['n_attributes']} attributes"
+        for _, r in best.iterrows()
+    ]
+
+
+def experiment_lines(tables: Path) -> list[str]:
+    lines = []
+    if (tables / "single_vs_joint.parquet").exists():
+        rows = pd.read_parquet(tables / "single_vs_joint.parquet").dropna(subset=["dba_diff"])
+        for _, r in rows[rows["threshold"] == "default"].iterrows():
+            lines.append(
+                f"{r['dataset']} single-label {r['attribute']} {100 * r['sparsity']:g} %: dBA[{r['identity']}] "
+                f"single {r['dba_single']:+.4f}, joint {r['dba_joint']:+.4f} (single - joint {r['dba_diff']:+.4f}; "
+                f"{r['seeds_single']} / {r['seeds_joint']} seeds)"
+            )
+    if (tables / "backdoor.parquet").exists():
+        rows = pd.read_parquet(tables / "backdoor.parquet")
+        rows = rows[(rows["metric"] == "backdoor_bias_amplification") & (rows["threshold"] == "default")]
+        for _, r in rows.iterrows():
+            lines.append(
+                f"{r['dataset']} {r['task']} {r['method']} {100 * r['sparsity']:g} %: backdoor BA {r['mean']:.4f} "
+                f"({r['count']} seed(s))"
+            )
     return lines
 
 
 def convergence_lines(convergence: pd.DataFrame) -> list[str]:
     conv = convergence[(convergence["task"] == "joint") & (convergence["method"] != "dense")]
     g = conv.groupby(["dataset", "method", "sparsity"]).agg(
-        kept=("information_kept", "mean"), falling=("still_falling", "sum")
+        kept=("information_kept", "mean"),
+        falling=("still_falling", "sum"),
+        drop=("loss_drop_last_epochs", "mean"),
+        val_drop=("val_loss_drop_last_epochs", "mean"),
     )
     return [
-        f"{d} {m} {100 * s:g} %: information kept {100 * r['kept']:.0f} %, still falling in {int(r['falling'])} model(s)"
+        f"{d} {m} {100 * s:g} %: information kept {100 * r['kept']:.0f} %, still falling in {int(r['falling'])} model(s) "
+        f"(last 2 epochs: train loss -{100 * r['drop']:.1f} %, valid loss -{100 * r['val_drop']:.1f} %)"
         for (d, m, s), r in g.iterrows()
     ]
 
@@ -90,6 +140,10 @@ def main(dirs: list[str]) -> None:
             + convergence_lines(pd.read_parquet(t / "convergence.parquet"))
             + effect_lines(pd.read_parquet(t / "effects.parquet"))
             + cie_lines(pd.read_parquet(t / "criteria" / "headline.parquet"))
+            + effect_lines(pd.read_parquet(t / "effects.parquet"), "calibrated")
+            + rare_value_lines(pd.read_parquet(t / "summary.parquet"))
+            + attribute_criterion_lines(pd.read_parquet(t / "criteria" / "attribute_criterion.parquet"))
+            + experiment_lines(t)
         ):
             print("  " + line)
 

@@ -134,7 +134,9 @@ def test_information_kept_and_bce():
 
 
 def test_training_trend_flags_a_falling_loss():
-    falling = pd.DataFrame({"epoch": range(5), "train_loss": [1.0, 0.8, 0.6, 0.5, 0.4]})
+    falling = pd.DataFrame(
+        {"epoch": range(5), "train_loss": [1.0, 0.8, 0.6, 0.5, 0.4], "val_loss": [1.0, 0.9, 0.8, 0.8, 0.8]}
+    )
     flat = pd.DataFrame({"epoch": range(5), "train_loss": [1.0, 0.8, 0.5, 0.5, 0.499]})
     meta = {
         "dataset": "d",
@@ -148,3 +150,6 @@ def test_training_trend_flags_a_falling_loss():
     trend = effects.training_trend([(falling, meta), (flat, meta)])
     assert trend["still_falling"].tolist() == [True, False]
     assert trend["loss_drop_last_epochs"].iloc[0] == pytest.approx(1 / 3)
+    # The validation loss has flattened while the training loss still falls; a log without one has NaN.
+    assert trend["val_loss_drop_last_epochs"].iloc[0] == pytest.approx(0.0)
+    assert np.isnan(trend["val_loss_drop_last_epochs"].iloc[1])

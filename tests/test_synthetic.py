@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from prunebias.data import synthetic, synthetic_design
@@ -112,6 +113,9 @@ def test_identity_cues_are_coarse_and_stronger_than_faint_target_cues():
         for faint in ("Heavy_Makeup", "Wearing_Lipstick", "Big_Nose", "Rosy_Cheeks", "Mustache"):
             assert delta[identity] > 3 * delta[faint], (identity, faint)
     assert delta["Attractive"] == 0  # no cue of its own
+    # Faint, not invisible: every own cue changes at least a few pixels at 32 px, so a dense
+    # model can learn it (lipstick on a sub-pixel mouth, Σ|Δ| ≈ 3, it could not).
+    assert all(delta[a] > 5 for a in ATTRIBUTES if a != "Attractive"), delta.sort_values().head(3)
     # Coarse: the identity cues survive downsampling to 16 px about as well (per pixel) as at 32 px.
     small = synthetic_design.cue_deltas(n=300, size=16, seed=1)
     for identity in ("Male", "Young"):
@@ -122,8 +126,36 @@ def test_design_table_has_every_attribute_and_measured_columns():
     index, images = synthetic.generate({"train": 600, "valid": 50, "test": 300}, 16, seed=2)
     table = synthetic_design.design_table(index, images, 16, 2)
     assert list(table["attribute"]) == list(ATTRIBUTES)
-    assert {"prevalence", "prevalence_Male=0", "prevalence_Male=1", "cue_delta", "probe_auc"} <= set(table.columns)
+    assert {
+        "prevalence",
+        "prevalence_Male=0",
+        "prevalence_Male=1",
+        "cue_delta",
+        "probe_auc",
+        "probe_auc_within",
+    } <= set(table.columns)
     male = table.set_index("attribute").loc["Male"]
     assert male["probe_auc"] > 0.9 and male["prevalence_Male=1"] == 1.0
     twin = synthetic_design.design_table(index, images, 16, 2, decoupled=True)
     assert not twin["identity_coupled"].any()
+
+
+def test_within_group_probe_auc_separates_an_own_cue_from_the_identity_shortcut():
+    # Images hold one bright pixel for Male and one for Smiling, nothing else. Heavy_Makeup
+    # follows Male (20 % flipped) but has no pixel of its own: the overall probe reads it
+    # through Male, within the Male groups it is at chance. Smiling's own pixel reads the
+    # same overall and within.
+    rng = np.random.default_rng(0)
+    n = 4000
+    index = pd.DataFrame({a: rng.random(n) < 0.4 for a in ATTRIBUTES})
+    index["Heavy_Makeup"] = ~index["Male"] ^ (rng.random(n) < 0.2)
+    index.insert(0, "split", np.where(np.arange(n) < 3000, "train", "test"))
+    images = rng.integers(0, 20, (n, 4, 4, 3)).astype(np.uint8)
+    images[:, 0, 0, 0] += 200 * index["Male"].to_numpy(dtype=np.uint8)
+    images[:, 3, 3, 1] += 200 * index["Smiling"].to_numpy(dtype=np.uint8)
+    aucs = synthetic_design.probe_aucs(index, images)
+    assert aucs.loc["Heavy_Makeup", "probe_auc"] > 0.75
+    assert abs(aucs.loc["Heavy_Makeup", "probe_auc_within"] - 0.5) < 0.06
+    assert aucs.loc["Smiling", "probe_auc"] > 0.99 and aucs.loc["Smiling", "probe_auc_within"] > 0.99
+    # Male itself is measured within the Young groups, where its pixel still reads it.
+    assert aucs.loc["Male", "probe_auc_within"] > 0.99

@@ -262,28 +262,39 @@ TREND_COLUMNS = [
     "final_train_loss",
     "loss_drop_last_epochs",
     "still_falling",
+    "val_loss_drop_last_epochs",
 ]
 
 
 def training_trend(logs: Sequence[tuple[pd.DataFrame, dict]]) -> pd.DataFrame:
     """Per model, from its per-epoch training log and the log's metadata: epochs run, the selected
-    epoch, the final training loss and its relative drop over the last two epochs, and whether
-    that drop exceeds :data:`STILL_FALLING` (the run ended before converging)."""
+    epoch, the final training loss and its relative drop over the last two epochs, whether that
+    drop exceeds :data:`STILL_FALLING` (the run ended before converging), and the same drop of
+    the validation loss (NaN without one). Under a learning rate annealed to 0 the training loss
+    keeps falling as the steps shrink; the validation loss says whether that still generalises."""
     rows = []
     for history, meta in logs:
-        loss = history.sort_values("epoch")["train_loss"].to_numpy()
-        drop = (loss[-3] - loss[-1]) / loss[-3] if len(loss) >= 3 else float("nan")
+        history = history.sort_values("epoch")
+        loss = history["train_loss"].to_numpy()
+        drop = _drop_last_epochs(loss)
+        val = history["val_loss"].to_numpy(dtype=float) if "val_loss" in history else np.array([])
         rows.append(
             {
                 **model_columns(meta),
                 "epochs": len(loss),
                 "selected_epoch": int(meta["selected_epoch"]),
                 "final_train_loss": float(loss[-1]),
-                "loss_drop_last_epochs": float(drop),
+                "loss_drop_last_epochs": drop,
                 "still_falling": bool(drop > STILL_FALLING),
+                "val_loss_drop_last_epochs": _drop_last_epochs(val),
             }
         )
     return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+def _drop_last_epochs(loss: np.ndarray) -> float:
+    """Relative drop of ``loss`` over its last two epochs (NaN for fewer than three)."""
+    return float((loss[-3] - loss[-1]) / loss[-3]) if len(loss) >= 3 else float("nan")
 
 
 def mean_bce(logits: np.ndarray, labels: np.ndarray) -> float:

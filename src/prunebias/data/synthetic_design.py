@@ -11,7 +11,11 @@ For every attribute of :mod:`prunebias.data.synthetic`, one row of
   faces of ``sum |Δpixel|`` (pixels in [0, 1]), rendered twice from the same random stream;
 - ``probe_auc``: test ROC-AUC of a linear probe (ridge regression) on the raw pixels, fitted on
   the training split: how linearly visible the attribute is, through its own cue or through
-  correlated ones (identity included).
+  correlated ones (identity included);
+- ``probe_auc_within``: the same probe's ROC-AUC within each group of :data:`WITHIN`
+  (``Male``; ``Young`` for ``Male`` itself), averaged over the groups: how visible the attribute
+  is *apart from* that identity, i.e. through its own cue. A target whose ``probe_auc`` is high
+  but ``probe_auc_within`` near 0.5 is read through identity alone.
 
 The same numbers on the decoupled twin show the cue without the identity shortcut.
 """
@@ -25,6 +29,8 @@ from prunebias.data import synthetic
 
 #: Ridge penalty of the linear probe (standardised pixels; 3,072 features at 32 px).
 PROBE_ALPHA = 1000.0
+#: The identity whose groups ``probe_auc_within`` separates, and the one used for that identity itself.
+WITHIN, WITHIN_FOR_ITSELF = "Male", "Young"
 #: The latent attribute whose overlay (stubble) is No_Beard's cue.
 _FLIPPED = {"No_Beard": "_beard"}
 
@@ -54,8 +60,9 @@ def cue_deltas(n: int = 500, size: int = 32, seed: int = 0) -> pd.Series:
     return pd.Series(out, name="cue_delta")
 
 
-def probe_aucs(index: pd.DataFrame, images: np.ndarray, alpha: float = PROBE_ALPHA) -> pd.Series:
-    """Test ROC-AUC of a linear probe on the raw pixels, per attribute (NaN if the test split has one class).
+def probe_aucs(index: pd.DataFrame, images: np.ndarray, alpha: float = PROBE_ALPHA) -> pd.DataFrame:
+    """Test ROC-AUC of a linear probe on the raw pixels, per attribute: ``probe_auc`` overall and
+    ``probe_auc_within`` the groups of :data:`WITHIN` (NaN where a split or group has one class).
 
     The probe is one ridge regression of all the 0/1 labels on the standardised pixels of the
     training split (closed form, all attributes at once).
@@ -70,11 +77,19 @@ def probe_aucs(index: pd.DataFrame, images: np.ndarray, alpha: float = PROBE_ALP
     x = (x - mean) / std
     y = index[list(synthetic.ATTRIBUTES)].to_numpy(dtype=np.float64)
     scores = Ridge(alpha=alpha).fit(x[train], y[train]).predict(x[test])
-    out = {
-        a: float(roc_auc_score(y[test, j], scores[:, j])) if len(np.unique(y[test, j])) == 2 else float("nan")
-        for j, a in enumerate(synthetic.ATTRIBUTES)
-    }
-    return pd.Series(out, name="probe_auc")
+    y = y[test]
+
+    def auc(j: int, rows: np.ndarray) -> float:
+        labels = y[rows, j]
+        return float(roc_auc_score(labels, scores[rows, j])) if len(np.unique(labels)) == 2 else float("nan")
+
+    everyone = np.ones(len(y), dtype=bool)
+    out = {}
+    for j, a in enumerate(synthetic.ATTRIBUTES):
+        group = index.loc[test, WITHIN_FOR_ITSELF if a == WITHIN else WITHIN].to_numpy(dtype=bool)
+        within = [auc(j, group == value) for value in (False, True)]
+        out[a] = {"probe_auc": auc(j, everyone), "probe_auc_within": float(np.mean(within))}
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 def group_prevalence(index: pd.DataFrame) -> pd.DataFrame:
@@ -104,5 +119,5 @@ def design_table(
     }
     table["cue"] = pd.Series(cue)
     table["cue_delta"] = cue_deltas(size=size, seed=seed)
-    table["probe_auc"] = probe_aucs(index, images)
+    table[["probe_auc", "probe_auc_within"]] = probe_aucs(index, images)
     return table.rename_axis("attribute").reset_index()

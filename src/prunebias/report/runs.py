@@ -139,6 +139,7 @@ def convergence_table(convergence: pd.DataFrame) -> Table:
         prior_bce=("prior_bce", "mean"),
         falling=("still_falling", "sum"),
         drop=("loss_drop_last_epochs", "mean"),
+        val_drop=("val_loss_drop_last_epochs", "mean"),
     )
     columns = (
         model_columns(g)
@@ -149,6 +150,7 @@ def convergence_table(convergence: pd.DataFrame) -> Table:
             "prior_bce": Column("prior BCE", lambda v: f"{v:.3f}"),
             "drop": Column("train-loss drop, last 2 epochs", lambda v: percent_text(v, 1)),
             "falling": Column("still falling (models)", count_text),
+            "val_drop": Column("valid-loss drop, last 2 epochs", lambda v: percent_text(v, 1)),
         }
     )
     return frame_table(
@@ -178,6 +180,7 @@ def design_table(design: Mapping[str, pd.DataFrame], identities: Sequence[str]) 
         columns |= {
             "cue_delta": Column("cue: mean Σ|Δpixel| when it alone flips", lambda v: f"{v:.1f}"),
             "probe_auc": Column("linear probe AUC (pixels)", lambda v: f"{v:.2f}"),
+            "probe_auc_within": Column("probe AUC within Male groups", lambda v: f"{v:.2f}"),
         }
         out.append(
             {
@@ -189,7 +192,9 @@ def design_table(design: Mapping[str, pd.DataFrame], identities: Sequence[str]) 
                         "Prevalence on the training split, overall and per identity group. Cue: how much the image changes when "
                         "this attribute alone is flipped (same face otherwise, mean over 500 faces). Probe: test ROC-AUC of a linear "
                         "(ridge) probe on "
-                        "the raw pixels, which also sees correlated cues (identity included)."
+                        "the raw pixels, which also sees correlated cues (identity included); within Male groups: the same "
+                        "probe's AUC among women and among men, averaged (for Male itself: among young and old), i.e. the "
+                        "attribute's visibility apart from that identity."
                     ),
                 ),
             }

@@ -6,15 +6,17 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 # Below this input size the ImageNet stem (7x7 stride-2 conv + max-pool) would shrink the
 # image to nothing, so ResNets get a CIFAR-style 3x3 stride-1 stem instead.
 SMALL_INPUT = 96
 
 
-def _resnet(builder: Callable[..., nn.Module], num_outputs: int, image_size: int) -> nn.Module:
-    model = builder(weights=None, num_classes=num_outputs)
+def _resnet(name: str, num_outputs: int, image_size: int) -> nn.Module:
+    # torchvision costs ~1.5 s to import; jobs that train or run small_cnn never need it.
+    from torchvision import models as tvm
+
+    model = getattr(tvm, name)(weights=None, num_classes=num_outputs)
     if image_size < SMALL_INPUT:
         model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
@@ -74,8 +76,8 @@ class SmallCNN(nn.Module):
 
 ARCHITECTURES: dict[str, Callable[[int, int], nn.Module]] = {
     "small_cnn": lambda n, size: SmallCNN(n, size),
-    "resnet18": lambda n, size: _resnet(tvm.resnet18, n, size),
-    "resnet50": lambda n, size: _resnet(tvm.resnet50, n, size),
+    "resnet18": lambda n, size: _resnet("resnet18", n, size),
+    "resnet50": lambda n, size: _resnet("resnet50", n, size),
     "mobilenet_v1": lambda n, size: MobileNetV1(n, size),
 }
 
