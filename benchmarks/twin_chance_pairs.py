@@ -24,19 +24,20 @@ VALID, TEST = 1000, 2000
 
 def defined_pairs(train_size: int, seed: int) -> dict[str, int]:
     """Per identity, the twin's pairs with a defined BA (the study's default rules)."""
-    rng = np.random.default_rng(seed)  # the draws generate() makes before rendering
-    true = synthetic.sample_attributes(train_size + VALID + TEST, rng, decoupled=True)
-    labels = synthetic.noisy_labels(true, rng)
-    identities = list(synthetic.IDENTITY_ATTRIBUTES)
-    train, test = labels.iloc[:train_size], labels.iloc[train_size + VALID :]
-    y = test.to_numpy(bool)
+    # The workflow's own generator, so the labels are those a run with these sizes prepares;
+    # the images are rendered at the smallest size and not used.
+    sizes = {"train": train_size, "valid": VALID, "test": TEST}
+    index, _ = synthetic.generate(sizes, image_size=16, seed=seed, decoupled=True)
+    attributes, identities = list(synthetic.ATTRIBUTES), list(synthetic.IDENTITY_ATTRIBUTES)
+    train, test = index[index["split"] == "train"], index[index["split"] == "test"]
+    y = test[attributes].to_numpy(bool)
     ba = metrics.bias_amplification(
         y,
         y,
         test[identities].to_numpy(bool),
-        train.to_numpy(bool),
+        train[attributes].to_numpy(bool),
         train[identities].to_numpy(bool),
-        attributes=list(labels.columns),
+        attributes=attributes,
         identities=identities,
     )
     return {g: int(np.isfinite(ba[i]).sum()) for i, g in enumerate(identities)}

@@ -134,13 +134,14 @@ def cie_lines(headline: pd.DataFrame) -> list[str]:
 def main(dirs: list[str]) -> None:
     for d in map(Path, dirs):
         t = d / "tables"
+        effects = pd.read_parquet(t / "effects.parquet")
         print(f"== {d}")
         for line in (
             accuracy_lines(pd.read_parquet(t / "metrics.parquet"))
             + convergence_lines(pd.read_parquet(t / "convergence.parquet"))
-            + effect_lines(pd.read_parquet(t / "effects.parquet"))
+            + effect_lines(effects)
             + cie_lines(pd.read_parquet(t / "criteria" / "headline.parquet"))
-            + effect_lines(pd.read_parquet(t / "effects.parquet"), "calibrated")
+            + effect_lines(effects, "calibrated")
             + rare_value_lines(pd.read_parquet(t / "summary.parquet"))
             + attribute_criterion_lines(pd.read_parquet(t / "criteria" / "attribute_criterion.parquet"))
             + experiment_lines(t)
