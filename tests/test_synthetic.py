@@ -113,8 +113,8 @@ def test_identity_cues_are_coarse_and_stronger_than_faint_target_cues():
         for faint in ("Heavy_Makeup", "Wearing_Lipstick", "Big_Nose", "Rosy_Cheeks", "Mustache"):
             assert delta[identity] > 3 * delta[faint], (identity, faint)
     assert delta["Attractive"] == 0  # no cue of its own
-    # Faint, not invisible: every own cue changes at least a few pixels at 32 px, so a dense
-    # model can learn it (lipstick on a sub-pixel mouth, Σ|Δ| ≈ 3, it could not).
+    # Faint, not invisible: every own cue changes at least a few pixels at 32 px (lipstick
+    # used to colour a mouth under one pixel high, Σ|Δ| ≈ 3).
     assert all(delta[a] > 5 for a in ATTRIBUTES if a != "Attractive"), delta.sort_values().head(3)
     # Coarse: the identity cues survive downsampling to 16 px about as well (per pixel) as at 32 px.
     small = synthetic_design.cue_deltas(n=300, size=16, seed=1)

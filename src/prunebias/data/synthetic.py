@@ -23,8 +23,8 @@ Each sample is drawn in two steps: its *true* attributes, then an RGB image rend
    red with lipstick), eye shadow (make-up), moustache, goatee, stubble, rosy cheeks, a
    double-chin line, face length (oval). Strong cues (glasses, hat, smile) are easy, faint
    ones (make-up, lipstick, big nose, rosy cheeks) small and low-contrast, but never
-   sub-pixel: each changes at least a few pixels at 32 px, so a dense model can learn it
-   (the design table's within-group probe AUC shows how far). ``Smiling``,
+   sub-pixel: each changes at least a few pixels at 32 px (the design table's within-group
+   probe AUC shows how visible each is apart from identity). ``Smiling``,
    ``Wearing_Hat`` and ``Oval_Face`` are independent of identity: built-in negative controls.
    Position, size, lighting, colours and pixel noise vary per sample; every random draw of
    the renderer has the same size whatever the attributes, so a face can be re-rendered with
