@@ -26,7 +26,7 @@ control: venv
 families: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/families.yaml $(SNAKEMAKE_ARGS)
 
-# The default experiment on two other generator seeds, each in its own results directory.
+# The default experiment and its decoupled twin on two other generator seeds, each in its own results directory.
 seeds: venv
 	for s in 1 2; do $(BIN)/snakemake --cores $(CORES) --configfile presets/generator_seed$$s.yaml $(SNAKEMAKE_ARGS) || exit 1; done
 

@@ -13,7 +13,10 @@ of the joint task (default threshold, the method's highest sparsity unless state
 - the rare-value ratio of dense and sparse models;
 - the attribute criterion: per identity, the dense statistic whose Spearman correlation with
   ΔBA is largest in magnitude, with its bootstrap CI;
-- the controlled experiments: single-label minus joint ΔBA, and the backdoor BA, dense and sparse.
+- the controlled experiments: single-label minus joint ΔBA, and the backdoor BA, dense and
+  sparse, with their paired bootstrap intervals;
+- over every run given, how often the decoupled twin's BA intervals exclude 0 (its known
+  answer is no change: about 5 % of 95 % intervals should).
 
     .venv/bin/python benchmarks/validity.py results [results/generator-seed1 ...]
 
@@ -92,18 +95,23 @@ def experiment_lines(tables: Path) -> list[str]:
         for _, r in rows[rows["threshold"] == "default"].iterrows():
             lines.append(
                 f"{r['dataset']} single-label {r['attribute']} {100 * r['sparsity']:g} %: dBA[{r['identity']}] "
-                f"single {r['dba_single']:+.4f}, joint {r['dba_joint']:+.4f} (single - joint {r['dba_diff']:+.4f}; "
-                f"{r['seeds_single']} / {r['seeds_joint']} seeds)"
+                f"single {_ci(r, 'dba_single')}, joint {_ci(r, 'dba_joint')}, single - joint {_ci(r, 'dba_diff')} "
+                f"({r['seeds']} seed(s))"
             )
     if (tables / "backdoor.parquet").exists():
         rows = pd.read_parquet(tables / "backdoor.parquet")
         rows = rows[(rows["metric"] == "backdoor_bias_amplification") & (rows["threshold"] == "default")]
         for _, r in rows.iterrows():
+            change = "" if r["method"] == "dense" else f", change {_ci(r, 'delta')}"
             lines.append(
-                f"{r['dataset']} {r['task']} {r['method']} {100 * r['sparsity']:g} %: backdoor BA {r['mean']:.4f} "
-                f"({r['count']} seed(s))"
+                f"{r['dataset']} {r['task']} {r['method']} {100 * r['sparsity']:g} %: backdoor BA "
+                f"{r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]{change} ({r['seeds']} seed(s))"
             )
     return lines
+
+
+def _ci(row, name: str) -> str:
+    return f"{row[name]:+.4f} [{row[f'{name}_ci_low']:+.4f}, {row[f'{name}_ci_high']:+.4f}]"
 
 
 def convergence_lines(convergence: pd.DataFrame) -> list[str]:
@@ -131,10 +139,39 @@ def cie_lines(headline: pd.DataFrame) -> list[str]:
     ]
 
 
+#: The decoupled twin's data set name in config.yaml: its BA has a known answer, no change.
+TWIN = "synth_decoupled"
+
+
+def twin_lines(effects: pd.DataFrame) -> list[str]:
+    """How often the twin's BA intervals exclude 0, over every run given, per sparsity: under the
+    null a 95 % interval should do so about 5 % of the time."""
+    rows = effects[(effects["dataset"] == TWIN) & (effects["statistic"] == "bias_amplification")]
+    rows = rows.dropna(subset=["ci_low", "ci_high"])
+    if rows.empty:
+        return []
+    excludes = (rows["ci_low"] > 0) | (rows["ci_high"] < 0)
+    cells = [f"{100 * s:g} %: {int(e.sum())} of {len(e)}" for s, e in excludes.groupby(rows["sparsity"])]
+    named = rows[excludes].apply(
+        lambda r: (
+            f"{r['run']} {r['threshold']} {100 * r['sparsity']:g} % {r['identity']} {r['delta']:+.3f} "
+            f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] ({r['pairs']} pairs)"
+        ),
+        axis=1,
+    )
+    return [
+        f"{TWIN} over {rows['run'].nunique()} run(s): {int(excludes.sum())} of {len(rows)} BA intervals exclude 0 "
+        f"({100 * excludes.mean():.0f} %; nominal 5 %); by sparsity " + "; ".join(cells),
+        *(f"  excludes 0: {line}" for line in named),
+    ]
+
+
 def main(dirs: list[str]) -> None:
+    every_effects = []
     for d in map(Path, dirs):
         t = d / "tables"
         effects = pd.read_parquet(t / "effects.parquet")
+        every_effects.append(effects.assign(run=d.name))
         print(f"== {d}")
         for line in (
             accuracy_lines(pd.read_parquet(t / "metrics.parquet"))
@@ -147,6 +184,10 @@ def main(dirs: list[str]) -> None:
             + experiment_lines(t)
         ):
             print("  " + line)
+    lines = twin_lines(pd.concat(every_effects, ignore_index=True))
+    if lines:
+        print("== the decoupled twin's null, every run")
+        print("\n".join("  " + line for line in lines))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebias.analysis.backdoor import backdoor_bias_amplification, backdoor_metrics, trigger_accuracies
+from prunebias.analysis.backdoor import (
+    backdoor_bias_amplification,
+    backdoor_metrics,
+    backdoor_statistics_batch,
+    trigger_accuracies,
+)
 
 # Eight test samples, the first four triggered.
 PRED = [1, 1, 1, 0, 0, 1, 1, 0]
@@ -90,3 +95,31 @@ def test_backdoor_metrics_checks():
         backdoor_metrics(index, valid, test, triggered, "Young")
     with pytest.raises(ValueError, match="missing from the index"):
         backdoor_metrics(index, valid, test.assign(id=[f"x{i}" for i in range(8)]), triggered, "Smiling")
+
+
+def test_batch_statistics_equal_the_scalar_ones_on_the_repeated_samples():
+    rng = np.random.default_rng(0)
+    n = 60
+    preds, y, b = rng.random((3, n)) < 0.4, rng.random(n) < 0.5, rng.random(n) < 0.5
+    weights = rng.integers(0, 3, (5, n))
+    got = backdoor_statistics_batch(preds, y, b, weights)
+    assert all(v.shape == (5, 3) for v in got.values())
+    for w in range(5):
+        rep = np.repeat(np.arange(n), weights[w])
+        for m in range(3):
+            p = preds[m][rep]
+            assert got["backdoor_bias_amplification"][w, m] == pytest.approx(
+                backdoor_bias_amplification(p, y[rep], b[rep])
+            )
+            accuracies = (got["triggered_accuracy"][w, m], got["clean_accuracy"][w, m])
+            assert accuracies == pytest.approx(trigger_accuracies(p, y[rep], b[rep]))
+    whole = backdoor_statistics_batch(preds, y, b)
+    assert whole["backdoor_bias_amplification"][0, 1] == pytest.approx(backdoor_bias_amplification(preds[1], y, b))
+
+
+def test_batch_statistics_guard_zero_denominators_and_check_inputs():
+    y, b = np.array([True, False]), np.array([True, False])
+    got = backdoor_statistics_batch(np.zeros((1, 2), bool), y, b)
+    assert math.isnan(got["backdoor_bias_amplification"][0, 0])  # no predicted positive
+    with pytest.raises(ValueError, match="boolean array"):
+        backdoor_statistics_batch(np.zeros(2, bool), y, b)

@@ -24,12 +24,13 @@ from prunebias.report.captions import caption_html, figure_entry, figure_files
 from prunebias.report.context import report_context
 from prunebias.report.curves import seed_curves
 from prunebias.report.gallery import attach_thumbnails, gallery, thumbnail
-from prunebias.report.render import DEFAULT_TEMPLATE, MAX_REPORT_BYTES, build_report, read_benchmarks
+from prunebias.report.render import DEFAULT_TEMPLATE, MAX_REPORT_BYTES, build_report, read_benchmarks, render_report
 from prunebias.report.runs import compute_table
 from prunebias.report.sentences import (
     accuracy_sentence,
     calibration_sentence,
     change_sentence,
+    experiment_findings,
     findings,
     predictor_sentence,
     routing_sentence,
@@ -602,6 +603,78 @@ def test_experiment_tasks_get_their_own_table():
     assert len(context["key"].rows) == 4 and "task" not in context["key"].columns
     experiments = context["key_experiments"]
     assert len(experiments.rows) == 8 and experiments.columns[0] == "task"
+
+
+def _experiment_tables():
+    backdoor = pd.DataFrame(
+        [
+            {"method": m, "sparsity": x, "value": v, "delta": d, "delta_ci_low": lo, "delta_ci_high": hi}
+            for m, x, v, d, lo, hi in (
+                ("dense", 0.0, 0.15, np.nan, np.nan, np.nan),
+                ("gmp_pt", 0.9, 0.17, 0.02, -0.01, 0.05),
+                ("gmp_pt", 0.98, 0.20, 0.05, 0.02, 0.07),
+            )
+        ]
+    ).assign(
+        dataset="synth",
+        task="backdoor-A-yellow_square-5-95",
+        attribute="A",
+        trigger="yellow_square",
+        train_negatives=0.05,
+        train_positives=0.95,
+        arch="cnn",
+        threshold="default",
+        metric="backdoor_bias_amplification",
+        seeds=1,
+    )
+    single = pd.DataFrame(
+        {
+            "identity": ["Male", "Young"],
+            "dba_single": [0.03, np.nan],
+            "dba_joint": [0.01, np.nan],
+            "dba_diff": [0.02, np.nan],
+            "dba_diff_ci_low": [0.005, np.nan],
+            "dba_diff_ci_high": [0.04, np.nan],
+        }
+    ).assign(dataset="synth", arch="cnn", attribute="A", threshold="default", method="gmp_pt", sparsity=0.98, seeds=1)
+    return single, backdoor
+
+
+def test_experiment_findings_quote_the_change_at_the_top_sparsity_with_its_interval():
+    single, backdoor = _experiment_tables()
+    cards = experiment_findings(single, backdoor)
+    assert [c["setting"] for c in cards] == [
+        "synth / backdoor-A-yellow_square-5-95 / cnn",
+        "synth / single-A vs joint / cnn",
+    ]
+    assert cards[0]["sentences"][0].startswith("Backdoor BA (yellow_square on 5% of the training negatives")
+    assert (
+        "rises by 0.050 at 98% sparsity vs dense (0.150 → 0.200; 1 seed(s)), 95 % CI [+0.020, +0.070]"
+        in cards[0]["sentences"][0]
+    )
+    male, young = cards[1]["sentences"][:2]
+    assert (
+        "w.r.t. Male" in male and "is larger trained alone than jointly by 0.020" in male and "[+0.005, +0.040]" in male
+    )
+    assert young.endswith("undefined (BA is not defined for this pair).")
+    wide = single.assign(dba_diff_ci_low=-0.01)
+    assert (
+        "does not differ detectably between training alone and jointly (+0.020)"
+        in experiment_findings(wide, None)[0]["sentences"][0]
+    )
+    assert experiment_findings(None, None) == []
+
+
+def test_report_shows_the_experiment_findings(tmp_path):
+    single, backdoor = _experiment_tables()
+    context = report_context(
+        title="t", metrics=make_metrics(), criteria={"single_vs_joint": single, "backdoor": backdoor}
+    )
+    assert len(context["experiment_findings"]) == 2
+    shown = {t["name"] for t in context["criteria"]}
+    assert not {"single_vs_joint", "backdoor"} & shown  # not criteria tables
+    html = render_report(context)
+    assert 'id="experiment-findings"' in html and "is larger trained alone than jointly by 0.020" in html
 
 
 def test_size_stays_bounded_for_a_celeba_sized_gallery(tmp_path):

@@ -110,6 +110,11 @@ def test_metrics_and_tables(finished):
     assert set(table["task"]) == {BACKDOOR} and set(table["sparsity"]) == {0.0, 0.9}
     comparison = pd.read_parquet(res / "tables/single_vs_joint.parquet")
     assert set(comparison["attribute"]) == {"Blond_Hair"} and {"dba_single", "dba_joint"} <= set(comparison.columns)
+    # Both tables carry paired bootstrap intervals, read from the models' predictions.
+    assert {"dba_diff_ci_low", "dba_diff_ci_high"} <= set(comparison.columns)
+    assert {"ci_low", "delta_ci_low", "delta_ci_high"} <= set(table.columns)
+    assert table.loc[table["method"] == "dense", "delta"].isna().all()
+    assert 'id="experiment-findings"' in (res / "report.html").read_text()
     for name in ("single_vs_joint", "backdoor"):
         for ext in ("png", "svg"):
             assert (res / f"figures/{name}.{ext}").stat().st_size > 0

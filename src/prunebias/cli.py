@@ -143,8 +143,11 @@ def cmd_triggered_ids(a):
 
 def cmd_experiment(a):
     from prunebias import jobs
+    from prunebias.settings import AnalysisSettings
 
-    jobs.experiment_outputs(a.kind, a.summary, a.metrics, a.out_table, a.out_figure)
+    index = dict(_pairs(a.index))
+    settings = AnalysisSettings.from_json(a.settings)
+    jobs.experiment_outputs(a.kind, a.metrics, index, a.valid, a.test, a.triggered, settings, a.out_table, a.out_figure)
 
 
 def cmd_figures(a):
@@ -311,8 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("experiment", help="table and figure of a controlled experiment")
     p.add_argument("--kind", required=True, choices=["single_vs_joint", "backdoor"])
-    p.add_argument("--summary", required=True, help="results/tables/summary.parquet")
-    p.add_argument("--metrics", required=True, help="results/tables/metrics.parquet")
+    p.add_argument("--metrics", required=True, help="results/tables/metrics.parquet (for the figure)")
+    p.add_argument("--index", nargs="+", required=True, metavar="DATASET=PATH", help="index.parquet of each data set")
+    p.add_argument("--valid", nargs="+", required=True, help="validation predictions of the experiment's models")
+    p.add_argument("--test", nargs="+", required=True, help="test predictions of the same models, same order")
+    p.add_argument(
+        "--triggered",
+        nargs="*",
+        default=[],
+        help="triggered ids of each backdoor task: <results>/data/<dataset>/tasks/<task>.parquet",
+    )
+    p.add_argument("--settings", type=_json, required=True, help="analysis settings (JSON)")
     p.add_argument("--out-table", required=True)
     p.add_argument("--out-figure", required=True, help="figure path without extension (.png and .svg are written)")
     p.set_defaults(func=cmd_experiment)

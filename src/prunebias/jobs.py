@@ -502,23 +502,132 @@ def triggered_ids(index_path: str | os.PathLike, spec: dict, out: str | os.PathL
     log(f"{spec['trigger']} on {attribute} (seed {spec['seed']}):\n{counts.to_string()}")
 
 
-def experiment_outputs(kind: str, summary: str, metrics: str, out_table: str, out_figure: str) -> None:
-    """Table and figure (``out_figure`` .png/.svg) of a controlled experiment: "single_vs_joint" or "backdoor"."""
-    from prunebias.analysis import experiments
+def experiment_outputs(
+    kind: str,
+    metrics: str,
+    index_paths: dict[str, str],
+    valid_paths: list[str],
+    test_paths: list[str],
+    triggered_paths: list[str],
+    settings: AnalysisSettings,
+    out_table: str,
+    out_figure: str,
+) -> None:
+    """Table and figure (``out_figure`` .png/.svg) of a controlled experiment: "single_vs_joint" or "backdoor".
+
+    The table comes from the models' predictions (paired bootstrap intervals,
+    :mod:`prunebias.analysis.experiments`), the figure from the per-model metrics table.
+    ``triggered_paths``: the backdoor tasks' triggered-ids files, ``<dataset>/tasks/<task>.parquet``
+    (:func:`prunebias.tasks.triggered_path`; none for single_vs_joint).
+    """
+    from prunebias.io import read_predictions
     from prunebias.plots import figures_experiments
     from prunebias.plots.figures import save_figure
 
-    builders = {
-        "single_vs_joint": (experiments.single_vs_joint, figures_experiments.single_vs_joint),
-        "backdoor": (experiments.backdoor_table, figures_experiments.backdoor),
-    }
+    builders = {"single_vs_joint": (_single_vs_joint, figures_experiments.single_vs_joint)}
+    builders["backdoor"] = (_backdoor, figures_experiments.backdoor)
     if kind not in builders:
         raise ValueError(f"kind must be one of {sorted(builders)}, got {kind!r}")
     table_of, figure_of = builders[kind]
-    table = table_of(pd.read_parquet(summary))
+    runs = {}  # (dataset, task, arch) -> [(valid, test, meta)]
+    for v, t in zip(valid_paths, test_paths):
+        (valid, meta), (test, _) = read_predictions(v), read_predictions(t)
+        runs.setdefault((meta["dataset"], meta["task"], meta["arch"]), []).append((valid, test, meta))
+    triggered = {
+        (Path(p).parent.parent.name, Path(p).stem): pd.read_parquet(p, columns=["id"])["id"] for p in triggered_paths
+    }
+    table = table_of(runs, {d: store.load_index(p) for d, p in index_paths.items()}, triggered, settings)
     write_parquet(table, out_table)
     save_figure(figure_of(pd.read_parquet(metrics)), out_figure)
     log(f"{kind}: {len(table)} rows -> {out_table}; figure -> {out_figure}.png/.svg")
+    log(table.to_string(index=False, max_rows=60, float_format="%.4f"))
+
+
+def _experiment_arrays(runs, index: pd.DataFrame, attribute: str):
+    """Models table, test predictions per threshold kind ({kind: (M, n) bool}) and test labels
+    of ``attribute`` from ``runs`` [(valid, test, meta)], which must share their test ids."""
+    from prunebias.analysis.metrics import THRESHOLDS, calibrated_thresholds
+
+    ids = runs[0][1]["id"]
+    for _, test, meta in runs:
+        if not test["id"].equals(ids):
+            raise ValueError(f"test predictions of {meta['task']} {meta['method']} seed {meta['seed']} differ in ids")
+    labels = index.set_index("id")[attribute]
+    y_valid = [labels.loc[valid["id"]].to_numpy(bool) for valid, _, _ in runs]
+    z_valid = [valid[attribute].to_numpy(np.float64) for valid, _, _ in runs]
+    z_test = np.stack([test[attribute].to_numpy(np.float64) for _, test, _ in runs])
+    cuts = {
+        "default": np.zeros((len(runs), 1)),
+        "calibrated": np.array([calibrated_thresholds(z[:, None], y[:, None]) for z, y in zip(z_valid, y_valid)]),
+    }
+    models = pd.DataFrame(
+        [{"method": m["method"], "sparsity": float(m["target_sparsity"]), "seed": int(m["seed"])} for *_, m in runs]
+    )
+    return models, {k: z_test > cuts[k] for k in THRESHOLDS}, labels.loc[ids].to_numpy(bool), ids
+
+
+def _single_vs_joint(runs, indexes, triggered, settings: AnalysisSettings) -> pd.DataFrame:
+    """:func:`prunebias.analysis.experiments.single_vs_joint` of every single-label task, per threshold kind."""
+    from prunebias.analysis import experiments
+    from prunebias.analysis.metrics import train_conditionals
+
+    tables = []
+    for (dataset, task, arch), single in runs.items():
+        if tasks.parse_task(task).kind != "single":
+            continue
+        attribute = tasks.parse_task(task).attribute
+        joint = runs.get((dataset, tasks.JOINT, arch), [])
+        both = [*joint, *single]
+        models, preds, labels, ids = _experiment_arrays(both, indexes[dataset], attribute)
+        models.insert(0, "training", [experiments.TRAINING[0]] * len(joint) + [experiments.TRAINING[1]] * len(single))
+        index = indexes[dataset]
+        train = index[index["split"] == "train"]
+        identities = settings.identities
+        p1, p0 = train_conditionals(train[[attribute]].to_numpy(bool), train[identities].to_numpy(bool))
+        groups = index.set_index("id").loc[ids, identities].to_numpy(bool)
+        for kind, pred in preds.items():
+            table = experiments.single_vs_joint(
+                models,
+                pred,
+                labels,
+                groups,
+                (p1[:, 0], p0[:, 0]),
+                attribute=attribute,
+                identities=identities,
+                min_positives=settings.ba_min_positives,
+                min_relative_gap=settings.ba_min_relative_gap,
+                n_bootstrap=settings.bootstrap,
+                seed=settings.seed,
+            )
+            tables.append(table.assign(dataset=dataset, arch=arch, attribute=attribute, threshold=kind))
+    keys = ["dataset", "arch", "attribute", "threshold"]
+    return pd.concat(tables, ignore_index=True)[keys + experiments.SINGLE_VS_JOINT_COLUMNS]
+
+
+def _backdoor(runs, indexes, triggered, settings: AnalysisSettings) -> pd.DataFrame:
+    """:func:`prunebias.analysis.experiments.backdoor_effects` of every backdoor task, per threshold kind."""
+    from prunebias.analysis import experiments
+
+    tables = []
+    for (dataset, task, arch), group in runs.items():
+        spec = tasks.parse_task(task)
+        if spec.kind != "backdoor":
+            continue
+        if (dataset, task) not in triggered:
+            raise ValueError(
+                f"backdoor task {task} of {dataset} needs its triggered-ids file ({dataset}/tasks/{task}.parquet)"
+            )
+        models, preds, labels, ids = _experiment_arrays(group, indexes[dataset], spec.attribute)
+        is_triggered = ids.isin(set(triggered[dataset, task])).to_numpy()
+        parsed = dict(attribute=spec.attribute, trigger=spec.trigger)
+        parsed |= dict(train_negatives=spec.train_fractions[0], train_positives=spec.train_fractions[1])
+        for kind, pred in preds.items():
+            table = experiments.backdoor_effects(
+                models, pred, labels, is_triggered, n_bootstrap=settings.bootstrap, seed=settings.seed
+            )
+            tables.append(table.assign(dataset=dataset, task=task, arch=arch, threshold=kind, **parsed))
+    keys = ["dataset", "task", "attribute", "trigger", "train_negatives", "train_positives", "arch", "threshold"]
+    return pd.concat(tables, ignore_index=True)[keys + experiments.BACKDOOR_COLUMNS]
 
 
 def criteria(

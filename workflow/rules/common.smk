@@ -321,6 +321,33 @@ def experiment_outputs():
     ]
 
 
+def experiment_models(kind):
+    """The models behind an experiment's table: the single-label tasks' models and the joint
+    models of their (dataset, arch), or the backdoor tasks' models."""
+    parts = [(m, m.split("/")) for m in model_dirs() if m.split("/")[0] in EXPERIMENT_DATASETS]
+    kinds = {m: parse_task(p[1]).kind for m, p in parts}
+    if kind == "backdoor":
+        return [m for m, _ in parts if kinds[m] == "backdoor"]
+    singles = {(p[0], p[2]) for m, p in parts if kinds[m] == "single"}
+    return [m for m, p in parts if kinds[m] == "single" or (kinds[m] == "joint" and (p[0], p[2]) in singles)]
+
+
+def experiment_datasets(kind):
+    return list(dict.fromkeys(m.split("/")[0] for m in experiment_models(kind)))
+
+
+def experiment_inputs(kind):
+    """Index, predictions and (backdoor) triggered ids of an experiment's models."""
+    models = experiment_models(kind)
+    backdoors = dict.fromkeys(tuple(m.split("/")[:2]) for m in models if kind == "backdoor")
+    return {
+        "index": [f"{data_dir(d)}/index.parquet" for d in experiment_datasets(kind)],
+        "valid": [f"{RESULTS}/predictions/{m}/valid.parquet" for m in models],
+        "test": [f"{RESULTS}/predictions/{m}/test.parquet" for m in models],
+        "triggered": [str(triggered_path(data_dir(d), t)) for d, t in backdoors],
+    }
+
+
 def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 

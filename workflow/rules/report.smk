@@ -8,7 +8,8 @@ rule audit_report:
     input:
         metrics=rules.aggregate.output.metrics,
         groups=rules.aggregate.output.groups,
-        criteria=criteria_outputs() + effects_outputs(),  # none without pruned models: the report then says so
+        # None without pruned models (the report then says so); the experiments' tables when they are on.
+        criteria=criteria_outputs() + effects_outputs() + [p for p in experiment_outputs() if p.endswith(".parquet")],
         design=design_outputs(),
         figures=report_figures(),
         predictions=[f"{RESULTS}/predictions/{m}/test.parquet" for m in model_dirs()],

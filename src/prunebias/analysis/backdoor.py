@@ -52,6 +52,31 @@ def trigger_accuracies(pred, labels, triggered) -> tuple[float, float]:
     return _ratio(int(right[b].sum()), int(b.sum())), _ratio(int(right[~b].sum()), int((~b).sum()))
 
 
+def backdoor_statistics_batch(preds, labels, triggered, weights=None) -> dict[str, np.ndarray]:
+    """:data:`METRICS` of M models' predictions of one test split, under W resamplings at once.
+
+    ``preds`` (M, n) bool; ``labels``, ``triggered`` (n,) bool; ``weights`` (W, n) integer
+    counts of each sample in each resampling (default: one resampling, every sample once).
+    Returns each metric as a (W, M) array, equal to :func:`backdoor_bias_amplification` and
+    :func:`trigger_accuracies` of the split with each sample repeated that often.
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or preds.dtype != bool:
+        raise ValueError(f"preds must be a boolean array (M, n_samples), got {preds.dtype} {preds.shape}")
+    y, b = (as_bool(a, n, ndim=1) for n, a in (("labels", labels), ("triggered", triggered)))
+    same_shape({"preds[0]": preds[0], "labels": y, "triggered": b})
+    w = np.ones((1, len(y)), np.int64) if weights is None else np.asarray(weights, np.int64)
+    right = preds == y
+    count = lambda mask: w @ mask.T.astype(np.int64)  # noqa: E731  (W, M) or (W,) weighted counts
+    with np.errstate(divide="ignore", invalid="ignore"):  # zero denominators give NaN, as above
+        true_share = count(y & b) / count(y)
+        return {
+            "backdoor_bias_amplification": count(preds & b) / count(preds) - true_share[:, None],
+            "triggered_accuracy": count(right & b) / count(b)[:, None],
+            "clean_accuracy": count(right & ~b) / count(~b)[:, None],
+        }
+
+
 def backdoor_metrics(
     index: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, triggered_ids, attribute: str
 ) -> pd.DataFrame:

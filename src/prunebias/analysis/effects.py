@@ -182,16 +182,11 @@ def paired_effects(
         k: v[0]
         for k, v in model_statistics(preds, uncertain, labels, groups, conditionals, np.ones((1, n), int), **kw).items()
     }
-    rng = np.random.default_rng(seed)
-    weights = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
-    # Positions into ``seeds``: the same draws as rng.choice(seeds, ...) would make.
-    seed_draws = np.stack([rng.choice(len(seeds), len(seeds)) for _ in range(n_bootstrap)])  # (B, n_seeds)
+    weights, seed_draws = bootstrap_draws(n, len(seeds), n_bootstrap, seed)
     draws = model_statistics(preds, uncertain, labels, groups, conditionals, weights, **kw)  # (B, M, ...)
 
     dense_rows = np.array([dense_of[s] for s in seeds])
     dense_defined = stable_pairs(full["ba"][dense_rows])
-    tail = (1 - level) / 2
-    b = np.arange(n_bootstrap)[:, None]
     out = []
     for method in [m for m in dict.fromkeys(models["method"]) if m != "dense"]:
         curve = models.index[models["method"] == method].tolist()
@@ -213,12 +208,10 @@ def paired_effects(
                 key = "ba" if statistic == "bias_amplification" else statistic
                 dense_full = full_values[key][dense_rows]  # (S,) or (S, G)
                 sparse_full = full_values[key][sparse_rows]
-                # Replicates: the drawn seeds' differences, averaged.
                 rep = draw_values[key]
-                diff = (rep[b, sparse_rows[seed_draws]] - rep[b, dense_rows[seed_draws]]).mean(axis=1)  # (B,) or (B, G)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    ci = np.nanquantile(diff, [tail, 1 - tail], axis=0)
+                _, *ci = seed_mean_interval(
+                    sparse_full - dense_full, rep[:, sparse_rows] - rep[:, dense_rows], seed_draws, level
+                )
                 names = list(identities) if key == "ba" else ["all"]
                 pairs = (
                     stable.sum(axis=1) if key == "ba" else np.array([_n_averaged(statistic, attributes, identities)])
@@ -242,6 +235,37 @@ def paired_effects(
                         }
                     )
     return pd.DataFrame(out, columns=[c for c in EFFECT_COLUMNS if c != "threshold"])
+
+
+def bootstrap_draws(n_samples: int, n_seeds: int, n_bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The resamplings of a paired bootstrap: ``weights`` (B, n_samples), the count of each test
+    sample in each replicate, and ``seed_draws`` (B, n_seeds), positions into the sorted seeds
+    drawn with replacement (the same draws as ``rng.choice(seeds, ...)`` would make)."""
+    rng = np.random.default_rng(seed)
+    weights = np.stack(
+        [np.bincount(rng.integers(0, n_samples, n_samples), minlength=n_samples) for _ in range(n_bootstrap)]
+    )
+    seed_draws = np.stack([rng.choice(n_seeds, n_seeds) for _ in range(n_bootstrap)])
+    return weights, seed_draws
+
+
+def seed_mean_interval(
+    full: np.ndarray, draws: np.ndarray, seed_draws: np.ndarray, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds of per-seed values, with its bootstrap interval.
+
+    ``full`` (S, ...) holds each seed's value on the whole test split, ``draws`` (B, S, ...) the
+    same under each replicate's test-sample weights; replicate b averages the seeds
+    ``seed_draws[b]``. Returns (estimate, low, high), each of shape ``full.shape[1:]``;
+    replicates where the value is undefined (NaN) are left out of the quantiles.
+    """
+    b = np.arange(len(seed_draws))[:, None]
+    replicates = draws[b, seed_draws].mean(axis=1)
+    tail = (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN replicates give NaN bounds, as meant
+        low, high = np.nanquantile(replicates, [tail, 1 - tail], axis=0)
+    return np.mean(full, axis=0), low, high
 
 
 def _n_averaged(statistic: str, attributes: Sequence[str], identities: Sequence[str]) -> int:

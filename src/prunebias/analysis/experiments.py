@@ -1,29 +1,59 @@
-"""Tables of the controlled experiments: single-label vs joint training, and backdoors.
+"""The controlled experiments: single-label vs joint training, and backdoors.
 
-Pure functions over the aggregated tables (prunebias.analysis.aggregate):
-
-- :func:`single_vs_joint`: for every attribute trained alone (task ``single-<attr>``), its
-  bias amplification BA(identity, attribute) and the growth with sparsity
-  ΔBA = BA_sparse − BA_dense (same seed), next to the same attribute in the joint model.
-  The study found joint models less bias-prone; ``dba_diff`` = single − joint.
-- :func:`backdoor_table`: the backdoor metrics (:mod:`prunebias.analysis.backdoor`) of every backdoor
-  task, with the task's attribute, trigger and training fractions as columns.
+- :func:`single_vs_joint`: an attribute trained alone (task ``single-<attr>``) against the same
+  attribute in the joint model: ΔBA = BA_sparse − BA_dense of each training, and their
+  difference, paired over seeds and test samples, with bootstrap intervals. The study found
+  joint models less bias-prone; ``dba_diff`` = single − joint.
+- :func:`backdoor_effects`: the backdoor metrics (:mod:`prunebias.analysis.backdoor`) of a
+  backdoor task's models and their change with sparsity, with bootstrap intervals.
 - :func:`paired_dba`: the per-seed ΔBA rows behind the single-vs-joint figure.
+
+The intervals are over test samples (and seeds, where there are several) for the models
+trained: they do not cover what another training split would give.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
+from prunebias.analysis import backdoor, effects, metrics
 from prunebias.analysis.aggregate import with_dense_delta
-from prunebias.analysis.backdoor import METRICS as BACKDOOR_METRICS
 from prunebias.tasks import JOINT, parse_task
 from prunebias.validation import require_columns
-from prunebias.vocabulary import METRICS_COLUMNS, SUMMARY_COLUMNS
+from prunebias.vocabulary import METRICS_COLUMNS
 
 TRAINING = ("joint", "single-label")
 _BA = "bias_amplification"
+_INTERVAL = ("", "_ci_low", "_ci_high")
+
+#: Columns of :func:`single_vs_joint` (the job adds dataset, arch, attribute, threshold before them).
+SINGLE_VS_JOINT_COLUMNS = [
+    "method",
+    "sparsity",
+    "identity",
+    "seeds",
+    "ba_joint_dense",
+    "ba_joint",
+    "ba_single_dense",
+    "ba_single",
+    *(f"dba_{name}{end}" for name in ("single", "joint", "diff") for end in _INTERVAL),
+]
+#: Columns of :func:`backdoor_effects` (the job adds dataset, the parsed task, arch, threshold before them).
+BACKDOOR_COLUMNS = [
+    "method",
+    "sparsity",
+    "metric",
+    "seeds",
+    "value",
+    "ci_low",
+    "ci_high",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+]
 
 
 def _kinds(tasks: pd.Series) -> pd.Series:
@@ -39,39 +69,110 @@ def _single_and_joint(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return single, joint
 
 
-def single_vs_joint(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, arch, method, sparsity, attribute, identity, threshold).
+def _settings(models: pd.DataFrame, seeds: list[int]) -> dict[tuple[str, float], np.ndarray]:
+    """Per sparse (method, sparsity): its model rows in the order of ``seeds``, for the settings
+    that have every seed; and ("dense", 0.0): the dense rows. ValueError if a seed lacks its dense model."""
+    rows = {}
+    for (method, sparsity), part in models.groupby(["method", "sparsity"], sort=True):
+        by_seed = dict(zip(part["seed"], part.index))
+        if set(seeds) <= set(by_seed):
+            rows[(method, float(sparsity))] = np.array([by_seed[s] for s in seeds])
+        elif method == "dense":
+            raise ValueError(f"seeds {sorted(set(seeds) - set(by_seed))} have no dense model")
+    if ("dense", 0.0) not in rows:
+        raise ValueError("no dense model")
+    return rows
 
-    Columns: ``ba_single``, ``ba_joint`` (mean BA over seeds), ``dba_single``,
-    ``dba_joint`` (mean ΔBA to the dense model of the same seed; NaN for dense rows),
-    their ``*_std``, ``seeds_single``, ``seeds_joint`` (counts) and ``dba_diff`` =
-    dba_single − dba_joint. Only settings present in both trainings are kept; an empty
-    frame (same columns) when there is no single-label task or no joint task.
+
+def single_vs_joint(
+    models: pd.DataFrame,
+    preds: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    conditionals: tuple[np.ndarray, np.ndarray],
+    *,
+    attribute: str,
+    identities: Sequence[str],
+    min_positives: int = 10,
+    min_relative_gap: float = 0.1,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """ΔBA of one attribute trained alone and in the joint model, paired, with bootstrap intervals.
+
+    Parameters
+    ----------
+    models : DataFrame
+        One row per model, in the order of ``preds``: ``training`` ("joint" | "single-label"),
+        ``method``, ``sparsity``, ``seed``.
+    preds : bool array (M, n)
+        Each model's test predictions of ``attribute``.
+    labels : bool array (n,)
+        Test labels of ``attribute``.
+    groups : bool array (n, G)
+        Test identity labels, columns ``identities``.
+    conditionals : (p1, p0), each (G,)
+        The training split's P(attribute | identity) and P(attribute | not identity).
+
+    Both trainings are compared on the seeds the single-label one has (the joint model must
+    have them too) and on the same test samples: ``dba_*`` = BA(sparse) − BA(dense) of the same
+    seed and training, averaged over seeds; ``dba_diff`` = dba_single − dba_joint (the study
+    found single-label models more bias-prone: > 0). Intervals: paired bootstrap as in
+    :func:`prunebias.analysis.effects.paired_effects` (test samples, then seeds, drawn with
+    replacement; one draw for all four models). NaN where a BA is undefined.
+
+    Returns
+    -------
+    DataFrame, one row per sparse (method, sparsity) of both trainings and identity:
+    :data:`SINGLE_VS_JOINT_COLUMNS`.
     """
-    require_columns(summary, SUMMARY_COLUMNS, "summary")
-    single, joint = _single_and_joint(summary)
-    keys = ["dataset", "arch", "method", "sparsity", "attribute", "identity", "threshold"]
-    cols = {"mean": "ba", "std": "ba_std", "count": "seeds", "delta_mean": "dba", "delta_std": "dba_std"}
+    models = models.reset_index(drop=True)
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or len(models) != len(preds):
+        raise ValueError(f"preds must be (M, n) for the {len(models)} models, got {preds.shape}")
+    unknown = set(models["training"]) - set(TRAINING)
+    if unknown:
+        raise ValueError(f"training must be one of {TRAINING}, got {sorted(unknown)}")
+    seeds = sorted(int(s) for s in models.loc[models["training"] == TRAINING[1], "seed"].unique())
+    missing = set(seeds) - {int(s) for s in models.loc[models["training"] == TRAINING[0], "seed"]}
+    if not seeds or missing:
+        raise ValueError(f"need single-label models, and joint models of their seeds (joint lacks {sorted(missing)})")
+    p1, p0 = (np.asarray(c, np.float64).reshape(-1, 1) for c in conditionals)
+    kw = dict(attributes=[attribute], identities=identities, min_positives=min_positives)
+    kw["min_relative_gap"] = min_relative_gap
 
-    def side(frame, suffix):
-        return frame[keys + list(cols)].rename(columns={k: f"{v}_{suffix}" for k, v in cols.items()})
+    def ba(weights):  # (W, M, G)
+        return metrics.bias_amplification_batch(
+            preds[:, :, None], np.asarray(labels)[:, None], groups, (p1, p0), weights=weights, **kw
+        )[..., 0]
 
-    out = side(single, "single").merge(side(joint, "joint"), on=keys, how="inner", validate="one_to_one")
-    out["dba_diff"] = out["dba_single"] - out["dba_joint"]
-    order = [
-        "ba_single",
-        "ba_joint",
-        "dba_single",
-        "dba_joint",
-        "dba_diff",
-        "ba_std_single",
-        "ba_std_joint",
-        "dba_std_single",
-        "dba_std_joint",
-        "seeds_single",
-        "seeds_joint",
-    ]
-    return out[keys + order].sort_values(keys, kind="stable").reset_index(drop=True)
+    n = len(labels)
+    full = ba(np.ones((1, n), np.int64))[0]
+    weights, seed_draws = effects.bootstrap_draws(n, len(seeds), n_bootstrap, seed)
+    draws = ba(weights)
+    rows = {t: _settings(models[models["training"] == t], seeds) for t in TRAINING}
+    out = []
+    for setting in sorted(set(rows[TRAINING[0]]) & set(rows[TRAINING[1]]) - {("dense", 0.0)}):
+        changes = {}  # training -> (per-seed full (S, G), per-seed draws (B, S, G))
+        for t in TRAINING:
+            sparse, dense = rows[t][setting], rows[t][("dense", 0.0)]
+            changes[t] = (full[sparse] - full[dense], draws[:, sparse] - draws[:, dense])
+        changes["diff"] = tuple(s - j for s, j in zip(changes[TRAINING[1]], changes[TRAINING[0]]))
+        stats = {k: effects.seed_mean_interval(*v, seed_draws, level) for k, v in changes.items()}
+        levels = {
+            t: (full[rows[t][("dense", 0.0)]].mean(axis=0), full[rows[t][setting]].mean(axis=0)) for t in TRAINING
+        }
+        for i, identity in enumerate(identities):
+            row = {"method": setting[0], "sparsity": setting[1], "identity": identity, "seeds": len(seeds)}
+            for t, name in zip(TRAINING, ("joint", "single")):
+                row[f"ba_{name}_dense"], row[f"ba_{name}"] = (float(v[i]) for v in levels[t])
+            for key, name in ((TRAINING[1], "single"), (TRAINING[0], "joint"), ("diff", "diff")):
+                estimate, low, high = stats[key]
+                row |= {f"dba_{name}": float(estimate[i]), f"dba_{name}_ci_low": float(low[i])}
+                row[f"dba_{name}_ci_high"] = float(high[i])
+            out.append(row)
+    return pd.DataFrame(out, columns=SINGLE_VS_JOINT_COLUMNS)
 
 
 def paired_dba(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -103,39 +204,41 @@ def paired_dba(metrics: pd.DataFrame) -> pd.DataFrame:
     return rows[cols].reset_index(drop=True)
 
 
-def backdoor_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Summary rows of the backdoor metrics, with the task parsed into columns.
+def backdoor_effects(
+    models: pd.DataFrame,
+    preds: np.ndarray,
+    labels: np.ndarray,
+    triggered: np.ndarray,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """The backdoor metrics of one backdoor task's models, and their change against dense, with intervals.
 
-    Columns: dataset, task, attribute, trigger, train_negatives, train_positives (shares
-    triggered in training), arch, method, sparsity, threshold, metric, mean, std, count,
-    delta_mean, delta_std. Empty (same columns) when there is no backdoor task.
+    ``models`` has one row per model in the order of ``preds`` (M, n) bool: ``method``,
+    ``sparsity``, ``seed``; ``labels`` and ``triggered`` (n,) bool are the test labels of the
+    task's attribute and which test samples carry the trigger. Per (method, sparsity) and
+    metric (:data:`prunebias.analysis.backdoor.METRICS`): ``value``, the mean over seeds, and
+    for sparse models ``delta``, the mean change against the dense model of the same seed
+    (NaN for dense), each with a paired bootstrap interval as in
+    :func:`prunebias.analysis.effects.paired_effects`.
     """
-    require_columns(summary, SUMMARY_COLUMNS, "summary")
-    rows = summary[summary["metric"].isin(BACKDOOR_METRICS)]
-    rows = rows[_kinds(rows["task"]) == "backdoor"]
-    tasks = {name: parse_task(name) for name in rows["task"].unique()}
-    parsed = pd.DataFrame(
-        [(n, t.trigger, t.train_fractions[0], t.train_fractions[1]) for n, t in tasks.items()],
-        columns=["task", "trigger", "train_negatives", "train_positives"],
-    )
-    out = rows.merge(parsed, on="task", how="left")
-    cols = [
-        "dataset",
-        "task",
-        "attribute",
-        "trigger",
-        "train_negatives",
-        "train_positives",
-        "arch",
-        "method",
-        "sparsity",
-        "threshold",
-        "metric",
-        "mean",
-        "std",
-        "count",
-        "delta_mean",
-        "delta_std",
-    ]
-    keys = ["dataset", "task", "arch", "sparsity", "method", "threshold", "metric"]
-    return out[cols].sort_values(keys, kind="stable").reset_index(drop=True)
+    models = models.reset_index(drop=True)
+    seeds = sorted(int(s) for s in models["seed"].unique())
+    rows = _settings(models, seeds)
+    n = len(labels)
+    full = {k: v[0] for k, v in backdoor.backdoor_statistics_batch(preds, labels, triggered).items()}
+    weights, seed_draws = effects.bootstrap_draws(n, len(seeds), n_bootstrap, seed)
+    draws = backdoor.backdoor_statistics_batch(preds, labels, triggered, weights)
+    dense = rows[("dense", 0.0)]
+    out = []
+    for (method, sparsity), at in sorted(rows.items(), key=lambda kv: kv[0][1]):
+        for metric in backdoor.METRICS:
+            value = effects.seed_mean_interval(full[metric][at], draws[metric][:, at], seed_draws, level)
+            delta = (np.nan,) * 3
+            if method != "dense":
+                change = (full[metric][at] - full[metric][dense], draws[metric][:, at] - draws[metric][:, dense])
+                delta = effects.seed_mean_interval(*change, seed_draws, level)
+            out.append((method, sparsity, metric, len(seeds), *map(float, value), *map(float, delta)))
+    return pd.DataFrame(out, columns=BACKDOOR_COLUMNS)

@@ -26,7 +26,7 @@ from prunebias.report.runs import (
     grid_table,
     sparsity_table,
 )
-from prunebias.report.sentences import findings
+from prunebias.report.sentences import experiment_findings, findings
 from prunebias.report.tables import (
     CRITERIA_TABLES,
     cost_table,
@@ -75,6 +75,7 @@ def report_context(
     captions = {name: table_caption_html(text) for name, text in (table_captions or {}).items()}
     convergence = criteria.pop("convergence", None)
     effects = criteria.pop("effects", None)
+    experiment_tables = [criteria.pop(name, None) for name in ("single_vs_joint", "backdoor")]
     points = cost_points(main)
     criteria_tables = criteria_section(criteria)
     for entry in criteria_tables:
@@ -82,6 +83,7 @@ def report_context(
     return {
         "title": title,
         "findings": findings(main, criteria | ({"effects": effects} if effects is not None else {})),
+        "experiment_findings": experiment_findings(*experiment_tables),
         "convergence": convergence_table(convergence) if convergence is not None else None,
         "design": design_table(design, identities) if design else [],
         "grid": grid_table(metrics),

@@ -378,15 +378,81 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
         subject = EFFECT_SUBJECTS[r["statistic"]].format(
             identity=r["identity"], pairs=int(r["pairs"]), collapsed=int(r["collapsed"])
         )
-        ci = f"95 % CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
         where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {int(r['seeds'])} seed(s))"
-        if not (is_finite(r["ci_low"]) and is_finite(r["ci_high"])):
-            out.append(f"{subject}: undefined {where}.")
-        elif r["ci_low"] > 0 or r["ci_high"] < 0:
-            verb = "rises" if r["delta"] > 0 else "falls"
-            out.append(f"{subject} {verb} by {abs(r['delta']):.3f} {where}, {ci}.")
-        else:
-            out.append(f"{subject} does not change detectably ({r['delta']:+.3f}) {where}, {ci}.")
+        out.append(interval_sentence(subject, r["delta"], r["ci_low"], r["ci_high"], where))
+    return out
+
+
+#: How :func:`interval_sentence` reads a change: (above 0, below 0, interval includes 0).
+CHANGE_WORDS = ("rises by", "falls by", "does not change detectably")
+
+
+def interval_sentence(
+    subject: str, delta: float, low: float, high: float, where: str, words: tuple[str, str, str] = CHANGE_WORDS
+) -> str:
+    """The change and its 95 % interval in words: "<subject> rises by 0.040 <where>, 95 % CI
+    [+0.020, +0.060]." when the interval excludes 0, else "does not change detectably (+0.010)";
+    "undefined" without an interval."""
+    ci = f"95 % CI [{low:+.3f}, {high:+.3f}]"
+    if not (is_finite(low) and is_finite(high)):
+        return f"{subject}: undefined {where}."
+    if low > 0 or high < 0:
+        return f"{subject} {words[0] if delta > 0 else words[1]} {abs(delta):.3f} {where}, {ci}."
+    return f"{subject} {words[2]} ({delta:+.3f}) {where}, {ci}."
+
+
+def experiment_findings(
+    single_vs_joint: pd.DataFrame | None, backdoor: pd.DataFrame | None, threshold: str = "default"
+) -> list[dict]:
+    """Findings of the controlled experiments (tables of :mod:`prunebias.analysis.experiments`), in
+    the format of :func:`findings`: per experiment and pruned method, the change at its highest
+    sparsity with its 95 % interval, against what the study found."""
+    out = []
+    if backdoor is not None and not backdoor.empty:
+        rows = backdoor[(backdoor["threshold"] == threshold) & (backdoor["metric"] == "backdoor_bias_amplification")]
+        for (dataset, task, arch, method), part in rows[rows["method"] != "dense"].groupby(
+            ["dataset", "task", "arch", "method"], sort=True
+        ):
+            r = part.loc[part["sparsity"].idxmax()]
+            dense = rows[(rows["dataset"] == dataset) & (rows["task"] == task) & (rows["arch"] == arch)]
+            dense = dense.loc[dense["method"] == "dense", "value"].iloc[0]
+            subject = (
+                f"Backdoor BA ({r['trigger']} on {share_text(r['train_negatives'])} of the training negatives and "
+                f"{share_text(r['train_positives'])} of the positives of {r['attribute']})"
+            )
+            where = (
+                f"at {sparsity_text(r['sparsity'])} sparsity vs dense ({dense:.3f} → {r['value']:.3f}; "
+                f"{int(r['seeds'])} seed(s))"
+            )
+            sentences = [interval_sentence(subject, r["delta"], r["delta_ci_low"], r["delta_ci_high"], where)]
+            sentences.append("The study found sparse models relying more on the trigger (a rise).")
+            out.append(
+                {"setting": f"{dataset} / {task} / {arch}", "method": method_text(method), "sentences": sentences}
+            )
+    if single_vs_joint is not None and not single_vs_joint.empty:
+        rows = single_vs_joint[single_vs_joint["threshold"] == threshold]
+        for (dataset, arch, attribute, method), part in rows.groupby(
+            ["dataset", "arch", "attribute", "method"], sort=True
+        ):
+            part = part[part["sparsity"] == part["sparsity"].max()]
+            sentences = []
+            words = ("is larger trained alone than jointly by", "is smaller trained alone than jointly by")
+            words += ("does not differ detectably between training alone and jointly",)
+            for _, r in part.iterrows():
+                subject = f"The growth of BA w.r.t. {r['identity']} with pruning (ΔBA) of {attribute}"
+                if not is_finite(r["dba_diff"]):
+                    sentences.append(f"{subject}: undefined (BA is not defined for this pair).")
+                    continue
+                where = (
+                    f"at {sparsity_text(r['sparsity'])} sparsity (alone {r['dba_single']:+.3f}, jointly "
+                    f"{r['dba_joint']:+.3f}; {int(r['seeds'])} seed(s))"
+                )
+                sentences.append(
+                    interval_sentence(subject, r["dba_diff"], r["dba_diff_ci_low"], r["dba_diff_ci_high"], where, words)
+                )
+            sentences.append("The study found models trained on one attribute more bias-prone (a positive difference).")
+            setting = f"{dataset} / single-{attribute} vs joint / {arch}"
+            out.append({"setting": setting, "method": method_text(method), "sentences": sentences})
     return out
 
 
