@@ -24,6 +24,13 @@ def _pairs(items: list[str]) -> list[tuple[str, str]]:
     return [tuple(item.split("=", 1)) for item in items]
 
 
+def _model_predictions(p: argparse.ArgumentParser) -> None:
+    """The predictions of several models, of one or more data sets, and those data sets' indexes."""
+    p.add_argument("--index", nargs="+", required=True, metavar="DATASET=PATH", help="index.parquet of each data set")
+    p.add_argument("--valid", nargs="+", required=True, help="validation predictions of every model")
+    p.add_argument("--test", nargs="+", required=True, help="test predictions of the same models, same order")
+
+
 def _data_files(p: argparse.ArgumentParser, images: bool = True, triggered: bool = True) -> None:
     """The prepared data set's files a stage reads, each its own argument."""
     p.add_argument("--index", required=True, help="index.parquet of the data set")
@@ -315,9 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="table and figure of a controlled experiment")
     p.add_argument("--kind", required=True, choices=["single_vs_joint", "backdoor"])
     p.add_argument("--metrics", required=True, help="results/tables/metrics.parquet (for the figure)")
-    p.add_argument("--index", nargs="+", required=True, metavar="DATASET=PATH", help="index.parquet of each data set")
-    p.add_argument("--valid", nargs="+", required=True, help="validation predictions of the experiment's models")
-    p.add_argument("--test", nargs="+", required=True, help="test predictions of the same models, same order")
+    _model_predictions(p)
     p.add_argument(
         "--triggered",
         nargs="*",
@@ -344,9 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_criteria)
 
     p = sub.add_parser("effects", help="support-stable changes vs dense with paired bootstrap CIs, and convergence")
-    p.add_argument("--index", nargs="+", required=True, metavar="DATASET=PATH", help="index.parquet of each data set")
-    p.add_argument("--valid", nargs="+", required=True, help="validation predictions of every model")
-    p.add_argument("--test", nargs="+", required=True, help="test predictions of the same models, same order")
+    _model_predictions(p)
     p.add_argument(
         "--logs",
         nargs="*",

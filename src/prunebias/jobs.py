@@ -543,6 +543,16 @@ def experiment_outputs(
     log(table.to_string(index=False, max_rows=60, float_format="%.4f"))
 
 
+def _bootstrap_options(settings: AnalysisSettings) -> dict:
+    """The BA support rules and bootstrap options of the paired-effect functions."""
+    return dict(
+        min_positives=settings.ba_min_positives,
+        min_relative_gap=settings.ba_min_relative_gap,
+        n_bootstrap=settings.bootstrap,
+        seed=settings.seed,
+    )
+
+
 def _experiment_arrays(runs, index: pd.DataFrame, attribute: str):
     """Models table, test predictions per threshold kind ({kind: (M, n) bool}) and test labels
     of ``attribute`` from ``runs`` [(valid, test, meta)], which must share their test ids."""
@@ -577,10 +587,9 @@ def _single_vs_joint(runs, indexes, triggered, settings: AnalysisSettings) -> pd
             continue
         attribute = tasks.parse_task(task).attribute
         joint = runs.get((dataset, tasks.JOINT, arch), [])
-        both = [*joint, *single]
-        models, preds, labels, ids = _experiment_arrays(both, indexes[dataset], attribute)
-        models.insert(0, "training", [experiments.TRAINING[0]] * len(joint) + [experiments.TRAINING[1]] * len(single))
         index = indexes[dataset]
+        models, preds, labels, ids = _experiment_arrays([*joint, *single], index, attribute)
+        models.insert(0, "training", [experiments.TRAINING[0]] * len(joint) + [experiments.TRAINING[1]] * len(single))
         train = index[index["split"] == "train"]
         identities = settings.identities
         p1, p0 = train_conditionals(train[[attribute]].to_numpy(bool), train[identities].to_numpy(bool))
@@ -594,10 +603,7 @@ def _single_vs_joint(runs, indexes, triggered, settings: AnalysisSettings) -> pd
                 (p1[:, 0], p0[:, 0]),
                 attribute=attribute,
                 identities=identities,
-                min_positives=settings.ba_min_positives,
-                min_relative_gap=settings.ba_min_relative_gap,
-                n_bootstrap=settings.bootstrap,
-                seed=settings.seed,
+                **_bootstrap_options(settings),
             )
             tables.append(table.assign(dataset=dataset, arch=arch, attribute=attribute, threshold=kind))
     keys = ["dataset", "arch", "attribute", "threshold"]
@@ -757,10 +763,7 @@ def effects(
                 attributes=attributes,
                 identities=identities,
                 uncertainty_band=settings.uncertainty_band,
-                min_positives=settings.ba_min_positives,
-                min_relative_gap=settings.ba_min_relative_gap,
-                n_bootstrap=settings.bootstrap,
-                seed=settings.seed,
+                **_bootstrap_options(settings),
             )
             effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch, threshold=kind))
         prior = eff.prior_bce(train[attributes].to_numpy(bool), y_valid)
