@@ -212,7 +212,7 @@ def _experiments(config):
             "enabled": True,
             "attributes": ["Blond_Hair", "Smiling"],
             "epochs": 5,
-            "grid": {"sparsities": [0.9], "seeds": [1]},
+            "grid": {"sparsities": [0.9], "seeds": [23]},
         },
         "backdoor": {
             "enabled": True,
@@ -252,7 +252,7 @@ def test_task_grids_and_specs(config):
         "archs": config["grid"]["archs"],
         "methods": config["grid"]["methods"],
         "sparsities": [0.9],
-        "seeds": [1],
+        "seeds": [23],
     }
     assert task_grid(config, "backdoor-Big_Nose-grayscale-35-65")["seeds"] == config["grid"]["seeds"]
     # The joint runs' settings are exactly the main ones: adding experiments reruns nothing.
@@ -299,6 +299,19 @@ def test_check_experiments_messages(config):
     assert "experiments.single_label.epochs: 5 does not fit prune.methods.gmp_pt.schedule" in messages
     config["experiments"] = {"joint": False}
     assert "no task is enabled" in "\n".join(check_experiments(config, KNOWN))
+
+
+def test_single_label_models_need_joint_models_to_be_compared_with(config):
+    config = _experiments(config)
+    config["experiments"]["single_label"]["grid"] = {"seeds": [98, 99], "archs": ["resnet18"]}
+    messages = "\n".join(check_experiments(config, KNOWN))
+    assert "experiments.single_label.grid.seeds: none of [98, 99] is in grid.seeds [23, 24]" in messages
+    assert "experiments.single_label.grid.archs: none of ['resnet18'] is in grid.archs ['small_cnn']" in messages
+    config["experiments"]["single_label"]["grid"] = {"seeds": [23, 99]}  # one seed in common is enough
+    assert "single_label.grid" not in "\n".join(check_experiments(config, KNOWN))
+    config["experiments"]["single_label"]["grid"] = {"seeds": [99]}
+    config["experiments"]["joint"] = False  # nothing to compare with: the single-label models stand alone
+    assert "single_label.grid" not in "\n".join(check_experiments(config, KNOWN))
 
 
 def test_square_goes_on_the_model_input_and_grayscale_on_load(tiny_data):

@@ -222,7 +222,8 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
 
     ``known_attributes`` maps a data set source ("synthetic", "celeba") to its attribute
     names. Checks: at least one task; attributes exist in every grid data set; each
-    experiment grid's methods have recipes; an ``epochs`` override fits every schedule.
+    experiment grid's methods have recipes; an ``epochs`` override fits every schedule; the
+    single-label models share an arch and a seed with the joint models they are compared with.
     """
     from prunebias.config import method_levels
     from prunebias.training.schedules import method_plan
@@ -269,6 +270,14 @@ def check_experiments(config: Mapping, known_attributes: Mapping[str, Sequence[s
                     )
         if grid.get("methods") and not grid.get("sparsities"):
             problems.append(f"experiments.{key}.grid.sparsities: empty, but pruning methods are listed")
+        if key == "single_label" and _experiments(config).get("joint", True):
+            # The single-label models are compared with the joint models of the same arch and seed.
+            for name in ("archs", "seeds"):
+                if grid.get(name) and not set(grid[name]) & set(config["grid"].get(name, [])):
+                    problems.append(
+                        f"experiments.single_label.grid.{name}: none of {grid[name]} is in grid.{name} "
+                        f"{config['grid'].get(name, [])}; the comparison with the joint models needs one in both"
+                    )
     return problems
 
 

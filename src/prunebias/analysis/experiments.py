@@ -115,8 +115,7 @@ def single_vs_joint(
     conditionals : (p1, p0), each (G,)
         The training split's P(attribute | identity) and P(attribute | not identity).
 
-    Both trainings are compared on the seeds the single-label one has (the joint model must
-    have them too) and on the same test samples: ``dba_*`` = BA(sparse) − BA(dense) of the same
+    Both trainings are compared on the seeds both have and on the same test samples: ``dba_*`` = BA(sparse) − BA(dense) of the same
     seed and training, averaged over seeds; ``dba_diff`` = dba_single − dba_joint (the study
     found single-label models more bias-prone: > 0). Intervals: paired bootstrap as in
     :func:`prunebias.analysis.effects.paired_effects` (test samples, then seeds, drawn with
@@ -134,10 +133,13 @@ def single_vs_joint(
     unknown = set(models["training"]) - set(TRAINING)
     if unknown:
         raise ValueError(f"training must be one of {TRAINING}, got {sorted(unknown)}")
-    seeds = sorted(int(s) for s in models.loc[models["training"] == TRAINING[1], "seed"].unique())
-    missing = set(seeds) - {int(s) for s in models.loc[models["training"] == TRAINING[0], "seed"]}
-    if not seeds or missing:
-        raise ValueError(f"need single-label models, and joint models of their seeds (joint lacks {sorted(missing)})")
+    seeds_of = {t: {int(s) for s in models.loc[models["training"] == t, "seed"]} for t in TRAINING}
+    seeds = sorted(seeds_of[TRAINING[0]] & seeds_of[TRAINING[1]])
+    if not seeds:
+        raise ValueError(
+            f"no seed has both a single-label and a joint model (single-label: {sorted(seeds_of[TRAINING[1]])}, "
+            f"joint: {sorted(seeds_of[TRAINING[0]])})"
+        )
     p1, p0 = (np.asarray(c, np.float64).reshape(-1, 1) for c in conditionals)
     kw = dict(attributes=[attribute], identities=identities, min_positives=min_positives)
     kw["min_relative_gap"] = min_relative_gap
