@@ -30,6 +30,7 @@ from prunebias.report.sentences import (
     accuracy_sentence,
     calibration_sentence,
     change_sentence,
+    effect_sentences,
     experiment_findings,
     findings,
     predictor_sentence,
@@ -603,6 +604,30 @@ def test_experiment_tasks_get_their_own_table():
     assert len(context["key"].rows) == 4 and "task" not in context["key"].columns
     experiments = context["key_experiments"]
     assert len(experiments.rows) == 8 and experiments.columns[0] == "task"
+
+
+def test_effect_sentences_quote_the_interval_and_caution_on_few_pairs():
+    rows = [
+        ("bias_amplification", "Male", 5, 0.03, 0.01, 0.05),
+        ("bias_amplification", "Young", 1, 0.15, 0.04, 0.22),
+        ("uncertainty", "all", 21, 0.02, -0.01, 0.05),
+    ]
+    effects = pd.DataFrame(
+        [
+            dict(statistic=st, identity=i, pairs=p, collapsed=0, delta=d, ci_low=lo, ci_high=hi)
+            for st, i, p, d, lo, hi in rows
+        ]
+    ).assign(method="gmp_pt", threshold="default", sparsity=0.98, seeds=2, dense=0.1, value=0.2)
+    earlier = effects.assign(sparsity=0.9, delta=-1.0)  # only the highest sparsity is read
+    male, young, uncertainty = effect_sentences(pd.concat([earlier, effects]), "gmp_pt")
+    assert male.startswith("BA w.r.t. Male on the 5 pairs defined at every sparsity (0 collapsed) rises by 0.030")
+    assert male.endswith("95 % CI [+0.010, +0.050].")
+    assert (
+        young.endswith("which the interval (over test samples and seeds) does not cover.")
+        and "Read with care" not in male
+    )
+    assert uncertainty.startswith("Uncertainty does not change detectably (+0.020)")
+    assert effect_sentences(effects, "gmp") == []
 
 
 def _experiment_tables():

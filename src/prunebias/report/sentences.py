@@ -379,8 +379,21 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
             identity=r["identity"], pairs=int(r["pairs"]), collapsed=int(r["collapsed"])
         )
         where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {int(r['seeds'])} seed(s))"
-        out.append(interval_sentence(subject, r["delta"], r["ci_low"], r["ci_high"], where))
+        sentence = interval_sentence(subject, r["delta"], r["ci_low"], r["ci_high"], where)
+        if r["statistic"] == "bias_amplification" and 0 < r["pairs"] <= FEW_PAIRS:
+            sentence += f" {FEW_PAIRS_CAUTION}"
+        out.append(sentence)
     return out
+
+
+#: A mean BA over this many stable pairs or fewer gets :data:`FEW_PAIRS_CAUTION`: on the decoupled
+#: twin (README, "Does it measure what the study measured?") such means moved beyond their
+#: intervals far more often than 5 %.
+FEW_PAIRS = 2
+FEW_PAIRS_CAUTION = (
+    "Read with care: so few pairs make the mean depend on the chance gaps of this training split, "
+    "which the interval (over test samples and seeds) does not cover."
+)
 
 
 #: How :func:`interval_sentence` reads a change: (above 0, below 0, interval includes 0).
