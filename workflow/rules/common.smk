@@ -324,7 +324,8 @@ def experiment_outputs():
 def experiment_models(kind):
     """The models behind an experiment's table: the single-label tasks' models and the joint
     models of their (dataset, arch), or the backdoor tasks' models."""
-    parts = [(m, m.split("/")) for m in model_dirs() if m.split("/")[0] in EXPERIMENT_DATASETS]
+    # A model's path: dataset/task/arch/run...
+    parts = [(m, Path(m).parts) for m in model_dirs() if Path(m).parts[0] in EXPERIMENT_DATASETS]
     kinds = {m: parse_task(p[1]).kind for m, p in parts}
     if kind == "backdoor":
         return [m for m, _ in parts if kinds[m] == "backdoor"]
@@ -333,13 +334,13 @@ def experiment_models(kind):
 
 
 def experiment_datasets(kind):
-    return list(dict.fromkeys(m.split("/")[0] for m in experiment_models(kind)))
+    return list(dict.fromkeys(Path(m).parts[0] for m in experiment_models(kind)))
 
 
 def experiment_inputs(kind):
     """Index, predictions and (backdoor) triggered ids of an experiment's models."""
     models = experiment_models(kind)
-    backdoors = dict.fromkeys(tuple(m.split("/")[:2]) for m in models if kind == "backdoor")
+    backdoors = dict.fromkeys(Path(m).parts[:2] for m in models if kind == "backdoor")
     return {
         "index": [f"{data_dir(d)}/index.parquet" for d in experiment_datasets(kind)],
         "valid": [f"{RESULTS}/predictions/{m}/valid.parquet" for m in models],
