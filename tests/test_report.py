@@ -103,11 +103,11 @@ def test_sentences_change_when_bias_rises():
     flat = sentences_of(make_metrics(ba_rise=0.0))
     # 0.02 + 0.08 * 0.99 = 0.0992
     assert (
-        "Bias amplification w.r.t. Male (mean over attributes) rises from 0.020 (dense) to 0.099 at 99% sparsity (GMP)."
+        "Bias amplification w.r.t. Male (the study's plain mean, over the pairs each model defines) rises from 0.020 (dense) to 0.099 at 99% sparsity (GMP)."
         in rising
     )
     assert (
-        "Bias amplification w.r.t. Male (mean over attributes) stays flat: 0.020 (dense) vs 0.020 "
+        "Bias amplification w.r.t. Male (the study's plain mean, over the pairs each model defines) stays flat: 0.020 (dense) vs 0.020 "
         "at 99% sparsity (GMP)." in flat
     )
     assert rising != flat
@@ -128,7 +128,8 @@ def test_ba_coverage_sentence_only_when_pruned_models_lose_pairs():
     assert (
         "Bias amplification is defined for 5 (identity, attribute) pairs at 99% sparsity (GMP) against 6 for "
         "dense (mean over seeds); a pair drops out when the model predicts no positive of its attribute, so the "
-        'BA means above leave out the attributes that collapsed to "never".' in sentences_of(metrics)
+        'BA means above leave out the attributes that collapsed to "never"; the changes with intervals below use '
+        "only the pairs defined at every sparsity." in sentences_of(metrics)
     )
 
 

@@ -131,7 +131,8 @@ def ba_coverage_sentence(ba_rows: pd.DataFrame, method: str) -> str | None:
         f"Bias amplification is defined for {sparse[worst]:.3g} (identity, attribute) pairs at "
         f"{sparsity_text(worst)} sparsity ({method_text(method)}) against {dense:.3g} for dense "
         "(mean over seeds); a pair drops out when the model predicts no positive of its attribute, "
-        'so the BA means above leave out the attributes that collapsed to "never".'
+        'so the BA means above leave out the attributes that collapsed to "never"; the changes with '
+        "intervals below use only the pairs defined at every sparsity."
     )
 
 
@@ -323,7 +324,9 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
             sentences = [accuracy_sentence(*split_curve(here["accuracy"], method), method)]
             ba = here["bias_amplification"]
             for identity in sorted(set(ba["identity"])):
-                subject = f"Bias amplification w.r.t. {identity} (mean over attributes)"
+                subject = (
+                    f"Bias amplification w.r.t. {identity} (the study's plain mean, over the pairs each model defines)"
+                )
                 dense, sparse = split_curve(ba[ba["identity"] == identity], method)
                 sentences.append(change_sentence(subject, dense, sparse, method, BA_TOLERANCE))
             coverage = ba_coverage_sentence(ba_rows, method)
