@@ -554,26 +554,15 @@ def _bootstrap_options(settings: AnalysisSettings) -> dict:
 
 
 def _experiment_arrays(runs, index: pd.DataFrame, attribute: str):
-    """Models table, test predictions per threshold kind ({kind: (M, n) bool}) and test labels
-    of ``attribute`` from ``runs`` [(valid, test, meta)], which must share their test ids."""
-    from prunebias.analysis.metrics import THRESHOLDS, calibrated_thresholds
-
-    ids = runs[0][1]["id"]
-    for _, test, meta in runs:
-        if not test["id"].equals(ids):
-            raise ValueError(f"test predictions of {meta['task']} {meta['method']} seed {meta['seed']} differ in ids")
-    labels = index.set_index("id")[attribute]
-    y_valid = [labels.loc[valid["id"]].to_numpy(bool) for valid, _, _ in runs]
-    z_valid = [valid[attribute].to_numpy(np.float64) for valid, _, _ in runs]
-    z_test = np.stack([test[attribute].to_numpy(np.float64) for _, test, _ in runs])
-    cuts = {
-        "default": np.zeros((len(runs), 1)),
-        "calibrated": np.array([calibrated_thresholds(z[:, None], y[:, None]) for z, y in zip(z_valid, y_valid)]),
-    }
-    models = pd.DataFrame(
-        [{"method": m["method"], "sparsity": float(m["target_sparsity"]), "seed": int(m["seed"])} for *_, m in runs]
-    )
-    return models, {k: z_test > cuts[k] for k in THRESHOLDS}, labels.loc[ids].to_numpy(bool), ids
+    """Models table, test predictions per threshold kind ({kind: (M, n) bool}), test labels and
+    test ids of ``attribute`` from ``runs`` [(valid, test, meta)] (:func:`_model_arrays` of that
+    one column: the single-label and joint models predict different attribute sets)."""
+    column = ["id", attribute]
+    valid = [(v[column], m) for v, _, m in runs]
+    test = [(t[column], m) for _, t, m in runs]
+    models, _, z_valid, z_test, y_valid, y_test = _model_arrays(index, valid, test)
+    preds = {kind: p[:, :, 0] for kind, p in _thresholded(z_valid, z_test, y_valid).items()}
+    return models, preds, y_test[:, 0], test[0][0]["id"]
 
 
 def _single_vs_joint(runs, indexes, triggered, settings: AnalysisSettings) -> pd.DataFrame:
@@ -694,6 +683,18 @@ def criteria_figures(table_paths: list[str], out_dir: str | os.PathLike) -> None
     log(f"wrote {len(written)} figure files to {out_dir}")
 
 
+def _thresholded(z_valid: np.ndarray, z_test: np.ndarray, y_valid: np.ndarray) -> dict[str, np.ndarray]:
+    """Test predictions (M, n, A) of M models at each threshold kind: default (logit > 0) and
+    calibrated (each model's thresholds set on the validation split)."""
+    from prunebias.analysis.metrics import THRESHOLDS, calibrated_thresholds
+
+    cuts = {
+        "default": np.zeros((len(z_test), 1, z_test.shape[2])),
+        "calibrated": np.stack([calibrated_thresholds(z, y_valid) for z in z_valid])[:, None, :],
+    }
+    return {kind: z_test > cuts[kind] for kind in THRESHOLDS}
+
+
 def _model_arrays(index: pd.DataFrame, valid: list[tuple[pd.DataFrame, dict]], test: list[tuple[pd.DataFrame, dict]]):
     """Aligned arrays of one (dataset, task, arch): models table, valid/test logits (M, n, A), labels."""
     attributes = list(test[0][0].columns[1:])
@@ -728,7 +729,7 @@ def effects(
     ``log_paths`` are the models' ``train_log.parquet`` files, in any order.
     """
     from prunebias.analysis import effects as eff
-    from prunebias.analysis.metrics import THRESHOLDS, calibrated_thresholds, train_conditionals
+    from prunebias.analysis.metrics import train_conditionals
     from prunebias.io import read_predictions
     from prunebias.plots import figures_effects
     from prunebias.plots.figures import save_figure
@@ -748,14 +749,10 @@ def effects(
         train = index[index["split"] == "train"]
         test_groups = index.set_index("id").loc[group_test[0][0]["id"], identities].to_numpy(bool)
         conditionals = train_conditionals(train[attributes].to_numpy(bool), train[identities].to_numpy(bool))
-        thresholds = {
-            "default": np.zeros((len(models), 1, len(attributes))),
-            "calibrated": np.stack([calibrated_thresholds(z, y_valid) for z in z_valid])[:, None, :],
-        }
-        for kind in THRESHOLDS:
+        for kind, preds in _thresholded(z_valid, z_test, y_valid).items():
             table = eff.paired_effects(
                 models,
-                z_test > thresholds[kind],
+                preds,
                 eff.probabilities(z_test),
                 y_test,
                 test_groups,

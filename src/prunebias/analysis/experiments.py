@@ -141,8 +141,9 @@ def single_vs_joint(
             f"joint: {sorted(seeds_of[TRAINING[0]])})"
         )
     p1, p0 = (np.asarray(c, np.float64).reshape(-1, 1) for c in conditionals)
-    kw = dict(attributes=[attribute], identities=identities, min_positives=min_positives)
-    kw["min_relative_gap"] = min_relative_gap
+    kw = dict(
+        attributes=[attribute], identities=identities, min_positives=min_positives, min_relative_gap=min_relative_gap
+    )
 
     def ba(weights):  # (W, M, G)
         return metrics.bias_amplification_batch(
