@@ -1,5 +1,7 @@
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -202,3 +204,19 @@ def test_reset_momentum_zeroes_sgd_buffers_only():
     before = {k: v["exp_avg"].clone() for k, v in adam.state.items()}
     reset_momentum(adam)  # Adam keeps its moments: the study's reset is an SGD thing
     assert all(torch.equal(adam.state[k]["exp_avg"], v) for k, v in before.items())
+
+
+def test_cpu_jobs_get_deterministic_kernels_without_importing_the_compiler():
+    # A fresh interpreter: this test process may already have imported torch._inductor.
+    code = (
+        "import sys, torch\n"
+        "from prunebias.training.train import compiled, configure_backend\n"
+        "configure_backend(torch.device('cpu'))\n"
+        "assert torch.are_deterministic_algorithms_enabled()\n"
+        "assert 'torch._inductor.config' not in sys.modules\n"
+        "compiled(torch.nn.Linear(2, 1), True)\n"
+        "import torch._inductor.config as inductor\n"
+        "assert inductor.deterministic\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -3,6 +3,7 @@ single-label attribute and one backdoor setting (one method, one sparsity, one s
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,6 +141,19 @@ def test_turning_experiments_off_keeps_the_joint_models(finished, package):
     jobs = planned_jobs(finished, config="joint_only.yaml", package=package)
     # Only the aggregation over fewer models reruns: the joint models' settings never changed.
     assert "aggregate" in jobs and not ({"prepare", "train_dense", "prune", "predict", "metrics"} & set(jobs)), jobs
+
+
+def test_the_grid_models_train_before_the_experiments(finished, package):
+    """Every training job of the grid's task has priority 1 and the experiments' none, so on few
+    cores the scheduler starts the grid's dense models first and the experiments fill the gaps."""
+    proc = snakemake(finished, "-n", "--forceall", package=package)
+    priorities = {}
+    for block in (proc.stdout + proc.stderr).split("\n\n"):
+        if re.search(r"^(local)?rule (train_dense|prune):", block, re.M):
+            task = re.search(r"wildcards: .*task=([\w-]+)", block).group(1)
+            priority = re.search(r"^\s+priority: (\d+)", block, re.M)
+            priorities.setdefault(task, set()).add(int(priority.group(1)) if priority else 0)
+    assert priorities == {"joint": {1}, SINGLE: {0}, BACKDOOR: {0}}
 
 
 @pytest.mark.parametrize(

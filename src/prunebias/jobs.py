@@ -380,12 +380,10 @@ def predict(
 
     An int8 model runs on the CPU whatever ``device`` says: its kernels are CPU kernels.
     """
-    import torch
-
     from prunebias.training.checkpoint import checkpoint_model, load_checkpoint
     from prunebias.training.cost import measured_latency, static_cost
     from prunebias.training.devices import select_device
-    from prunebias.training.train import configure_backend, model_to, predict_logits
+    from prunebias.training.train import configure_backend, deterministic_kernels, model_to, predict_logits
 
     index = store.load_index(index_path)
     ckpt = load_checkpoint(model_path, attributes=store.attribute_names(index))
@@ -393,7 +391,7 @@ def predict(
     dev = select_device("cpu" if int8 else device)
     configure_backend(dev)
     if int8:  # integer kernels, deterministic; torch only lacks the flag for their output resize
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic_kernels(warn_only=True)
     attributes = list(ckpt["attributes"])  # its task's: all of them (joint) or one
     trigger = _trigger(triggered, ckpt.get("task_spec"))
     model = checkpoint_model(ckpt, model_path)

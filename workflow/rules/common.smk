@@ -387,6 +387,13 @@ def run_identity(w, method, sparsity):
     )
 
 
+def training_priority(w):
+    """The grid's models first: each grid dense model feeds every pruned model of its seed, while
+    the controlled experiments' short runs fill the cores' gaps (otherwise the scheduler may start
+    them first and leave one core idle at the end)."""
+    return int(w.task == JOINT)
+
+
 def quantize_settings(dataset):
     """What an int8 model depends on besides its dense parent: the calibration and the input size."""
     return {

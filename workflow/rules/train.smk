@@ -15,6 +15,7 @@ rule train_dense:
         f"{RESULTS}/logs/train_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_dense/{{dataset}}/{{task}}/{{arch}}/seed{{seed}}.tsv"
+    priority: training_priority
     conda:
         CONDA_ENV
     threads: 1  # CPU default: one thread per job; GPU profiles raise it
@@ -44,6 +45,7 @@ rule prune:
         f"{RESULTS}/benchmarks/prune/{{dataset}}/{{task}}/{{arch}}/{{method}}/s{{sparsity}}/seed{{seed}}.tsv"
     wildcard_constraints:
         method=r"(?!dense|int8)[a-z0-9_]+",
+    priority: training_priority
     conda:
         CONDA_ENV
     threads: 1  # CPU default: one thread per job; GPU profiles raise it

@@ -97,9 +97,16 @@ def configure_backend(device: torch.device) -> None:
     may differ between runs, one reason GPU runs are close but not bit-identical.
     """
     if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+        deterministic_kernels()
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+
+
+def deterministic_kernels(warn_only: bool = False) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=...)`` without its import of
+    ``torch._inductor`` (1.4 s of every CPU job here), which it needs only to set inductor's own
+    flag: :func:`compiled` passes the flag on when a step is compiled."""
+    torch._C._set_deterministic_algorithms(True, warn_only=warn_only)
 
 
 def model_to(model: nn.Module, device: torch.device) -> nn.Module:
@@ -176,7 +183,14 @@ def compiled(model: nn.Module, enabled: bool) -> nn.Module:
     trained, so switching it reruns no job. The compiled module shares its parameters with
     ``model``, so masks, optimiser and checkpoints are unaffected.
     """
-    return torch.compile(model) if enabled else model
+    if not enabled:
+        return model
+    # Re-applied through the public call, which also sets inductor's flag (see deterministic_kernels).
+    torch.use_deterministic_algorithms(
+        torch.are_deterministic_algorithms_enabled(),
+        warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    return torch.compile(model)
 
 
 def _autocast(device: torch.device):
