@@ -391,8 +391,8 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
 
 #: A mean BA over this many stable pairs or fewer gets :data:`FEW_PAIRS_CAUTION`: it rests on one or
 #: two attributes' training gaps, chance ones included. On the decoupled twin (README, "Does it
-#: measure what the study measured?") Young's one-pair mean at 98 % was +0.067 and −0.122 on two
-#: generator seeds, with intervals twice as wide as those over more pairs.
+#: measure what the study measured?") Young's one-pair mean at 98 % was +0.055 [−0.153, +0.200] and
+#: −0.028 [−0.260, +0.249] on two generator seeds, intervals several times as wide as those over more pairs.
 FEW_PAIRS = 2
 FEW_PAIRS_CAUTION = (
     "Read with care: so few pairs make the mean depend on the chance gaps of this training split, "
