@@ -148,8 +148,9 @@ def test_the_grid_models_train_before_the_experiments(finished, package):
     cores the scheduler starts the grid's dense models first and the experiments fill the gaps."""
     proc = snakemake(finished, "-n", "--forceall", package=package)
     priorities = {}
-    for block in (proc.stdout + proc.stderr).split("\n\n"):
-        if re.search(r"^(local)?rule (train_dense|prune):", block, re.M):
+    # A dry run lists jobs back to back: each starts with its "rule <name>:" line.
+    for block in re.split(r"(?m)^(?=(?:local)?rule \w+:)", proc.stdout + proc.stderr):
+        if re.match(r"(local)?rule (train_dense|prune):", block):
             task = re.search(r"wildcards: .*task=([\w-]+)", block).group(1)
             priority = re.search(r"^\s+priority: (\d+)", block, re.M)
             priorities.setdefault(task, set()).add(int(priority.group(1)) if priority else 0)
