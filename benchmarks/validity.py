@@ -130,6 +130,11 @@ def convergence_lines(convergence: pd.DataFrame) -> list[str]:
         f"{d} {m} {100 * s:g} %: information kept {100 * r['kept']:.0f} %, still falling in {int(r['falling'])} model(s) "
         f"(last 2 epochs: train loss -{100 * r['drop']:.1f} %, valid loss -{100 * r['val_drop']:.1f} %)"
         for (d, m, s), r in g.iterrows()
+    ] + [
+        f"{r['dataset']} {r['task']} {r['method']} {100 * r['sparsity']:g} % seed {r['seed']}: last 2 epochs train loss "
+        f"-{100 * r['loss_drop_last_epochs']:.1f} %, valid loss -{100 * r['val_loss_drop_last_epochs']:.1f} %"
+        + (" (still falling)" if r["still_falling"] else "")
+        for _, r in convergence[convergence["task"] != "joint"].iterrows()
     ]
 
 

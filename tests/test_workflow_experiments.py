@@ -116,6 +116,12 @@ def test_metrics_and_tables(finished):
     assert {"ci_low", "delta_ci_low", "delta_ci_high"} <= set(table.columns)
     assert table.loc[table["method"] == "dense", "delta"].isna().all()
     assert 'id="experiment-findings"' in (res / "report.html").read_text()
+    # Every trained model has a convergence row; the experiments' carry their loss trend only.
+    conv = pd.read_parquet(res / "tables/convergence.parquet").set_index(["task", "method", "seed"])
+    assert len(conv) == 6 and set(conv.index.get_level_values("task")) == {"joint", SINGLE, BACKDOOR}
+    experiments = conv.drop(index="joint", level="task")
+    assert experiments["final_train_loss"].notna().all() and experiments["information_kept"].isna().all()
+    assert conv.loc["joint", "val_bce"].notna().all() and experiments["val_bce"].isna().all()
     for name in ("single_vs_joint", "backdoor"):
         for ext in ("png", "svg"):
             assert (res / f"figures/{name}.{ext}").stat().st_size > 0

@@ -724,7 +724,9 @@ def effects(
     """Support-stable changes with paired bootstrap CIs (prunebias.analysis.effects) and per-model convergence.
 
     Predictions and training logs are grouped by (dataset, task, arch) from their metadata;
-    ``log_paths`` are the models' ``train_log.parquet`` files, in any order.
+    ``log_paths`` are the ``train_log.parquet`` files of every trained model, in any order: the
+    controlled experiments' models get a convergence row too (their loss trend; the information
+    kept is measured on the groups with predictions here).
     """
     from prunebias.analysis import effects as eff
     from prunebias.analysis.metrics import train_conditionals
@@ -773,9 +775,9 @@ def effects(
     table = pd.concat(effect_tables, ignore_index=True)
     table = table[keys + [c for c in eff.EFFECT_COLUMNS]]
     conv = pd.concat(convergence, ignore_index=True)
-    conv = conv.merge(
-        eff.training_trend(logs), on=keys + ["method", "sparsity", "seed"], how="left", validate="one_to_one"
-    )
+    model_keys = keys + ["method", "sparsity", "seed"]
+    conv = conv.merge(eff.training_trend(logs), on=model_keys, how="outer", validate="one_to_one")
+    conv = conv.sort_values(model_keys, ignore_index=True)
     write_parquet(table, out_effects)
     write_parquet(conv, out_convergence)
     save_figure(figures_effects.effects(table), out_figure)

@@ -65,7 +65,7 @@ rule effects:
         index=expand(f"{RESULTS}/data/{{dataset}}/index.parquet", dataset=GRID["datasets"]),
         valid=[f"{RESULTS}/predictions/{m}/valid.parquet" for m in effects_models()],
         test=[f"{RESULTS}/predictions/{m}/test.parquet" for m in effects_models()],
-        logs=[train_log(m) for m in effects_models() if is_trained(m)],
+        logs=[train_log(m) for m in model_dirs() if is_trained(m)],
         code=stage_code("effects"),
     output:
         effects=f"{RESULTS}/tables/effects.parquet",

@@ -18,6 +18,7 @@ from prunebias.report.format import (
     duration_text,
     is_finite,
     method_text,
+    number_text,
     percent_text,
     share_text,
     sparsity_text,
@@ -146,8 +147,8 @@ def convergence_table(convergence: pd.DataFrame) -> Table:
         | _MODELS_COLUMN
         | {
             "kept": Column("information kept", lambda v: percent_text(v, 0)),
-            "val_bce": Column("valid BCE", lambda v: f"{v:.3f}"),
-            "prior_bce": Column("prior BCE", lambda v: f"{v:.3f}"),
+            "val_bce": Column("valid BCE", number_text),
+            "prior_bce": Column("prior BCE", number_text),
             "drop": Column("train-loss drop, last 2 epochs", lambda v: percent_text(v, 1)),
             "falling": Column("still falling (models)", count_text),
             "val_drop": Column("valid-loss drop, last 2 epochs", lambda v: percent_text(v, 1)),
@@ -158,7 +159,8 @@ def convergence_table(convergence: pd.DataFrame) -> Table:
         columns,
         note="Information kept = (BCE_prior − BCE_model) / (BCE_prior − BCE_dense) on the validation split, the prior "
         "predicting each attribute's training prevalence: 100 % = all the dense model learned, 0 % = a prevalence predictor. "
-        "A model whose training loss fell by more than 1 % over its last two epochs was still converging.",
+        "A model whose training loss fell by more than 1 % over its last two epochs was still converging. The "
+        "controlled experiments' models (their own tasks) show their loss trend only.",
     )
 
 
