@@ -132,7 +132,7 @@ def convergence_lines(convergence: pd.DataFrame) -> list[str]:
         for (d, m, s), r in g.iterrows()
     ] + [
         f"{r['dataset']} {r['task']} {r['method']} {100 * r['sparsity']:g} % seed {r['seed']}: last 2 epochs train loss "
-        f"-{100 * r['loss_drop_last_epochs']:.1f} %, valid loss -{100 * r['val_loss_drop_last_epochs']:.1f} %"
+        f"{-100 * r['loss_drop_last_epochs']:+.1f} %, valid loss {-100 * r['val_loss_drop_last_epochs']:+.1f} %"
         + (" (still falling)" if r["still_falling"] else "")
         for _, r in convergence[convergence["task"] != "joint"].iterrows()
     ]
