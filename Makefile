@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv run control families seeds validity test test-fast lint dry-run report bench clean system-deps
+.PHONY: venv run control experiments families seeds validity test test-fast lint dry-run report bench clean system-deps
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ run: venv
 # The negative control beside the default run (reuses its models): the decoupled twin.
 control: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/decoupled.yaml $(SNAKEMAKE_ARGS)
+
+# The controlled experiments with the grid's recipes instead of 4 epochs, in results/experiments-full/.
+experiments: venv
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/experiments_full.yaml $(SNAKEMAKE_ARGS)
 
 # Compression families (N:M, channels, int8) beside the default grid, compared at equal cost (reuses its models).
 families: venv

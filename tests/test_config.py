@@ -145,3 +145,12 @@ def test_method_only_keys_and_impossible_patterns_are_refused(config):
     config["prune"]["methods"]["nm"] = {**FAMILIES["prune"]["methods"]["nm"], "n_m": [4, 2]}
     with pytest.raises(ConfigError, match=r"prune.methods.nm.n_m: \[4, 2\] keeps N of every M weights"):
         check_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "presets").glob("*.yaml")))
+def test_every_preset_over_the_default_config_is_valid(config, preset):
+    """What `snakemake --configfile presets/<preset>` runs: the preset merged over config.yaml."""
+    from snakemake.utils import update_config
+
+    update_config(config, yaml.safe_load((ROOT / "presets" / preset).read_text()))
+    check_config(config, SCHEMA)
