@@ -128,7 +128,7 @@ def convergence_lines(convergence: pd.DataFrame) -> list[str]:
     )
     return [
         f"{d} {m} {100 * s:g} %: information kept {100 * r['kept']:.0f} %, still falling in {int(r['falling'])} model(s) "
-        f"(last 2 epochs: train loss -{100 * r['drop']:.1f} %, valid loss -{100 * r['val_drop']:.1f} %)"
+        f"(last 2 epochs: train loss {-100 * r['drop']:+.1f} %, valid loss {-100 * r['val_drop']:+.1f} %)"
         for (d, m, s), r in g.iterrows()
     ] + [
         f"{r['dataset']} {r['task']} {r['method']} {100 * r['sparsity']:g} % seed {r['seed']}: last 2 epochs train loss "
