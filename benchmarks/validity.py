@@ -65,6 +65,7 @@ def effect_lines(effects: pd.DataFrame, threshold: str = "default") -> list[str]
         for statistic in ("uncertainty", "interdependence", "identity_dependence"):
             cells = [
                 f"{100 * r['sparsity']:g} %: {r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+                + (f" on {r['pairs']} ({r['collapsed']} collapsed)" if statistic != "uncertainty" else "")
                 for _, r in part[part["statistic"] == statistic].sort_values("sparsity").iterrows()
             ]
             dense = part.loc[part["statistic"] == statistic, "dense"].iloc[0]

@@ -53,6 +53,21 @@ def test_paired_effects_point_estimates_are_the_per_model_metrics():
     assert inter["dense"] == pytest.approx(i[models.method == "dense"].mean())
 
 
+def _recomputed_bootstrap(models, statistic, n=200, n_bootstrap=200, seed=5):
+    """The replicates of ``paired_effects`` by hand, for seeds 1 and 2 and one "gmp" sparsity: the
+    generator draws all test resamples, then all seed draws; ``statistic(ix)`` gives every model's
+    value on the test samples ``ix``."""
+    gen = np.random.default_rng(seed)
+    idx = [gen.integers(0, n, n) for _ in range(n_bootstrap)]
+    seed_draws = [gen.choice([1, 2], 2) for _ in range(n_bootstrap)]
+    row_of = {(m, s): i for i, (m, s) in enumerate(zip(models.method, models.seed))}
+    diffs = []
+    for ix, ss in zip(idx, seed_draws):
+        value = statistic(ix)
+        diffs.append(np.mean([value[row_of["gmp", s]] - value[row_of["dense", s]] for s in ss]))
+    return diffs
+
+
 def test_bootstrap_interval_matches_a_recomputed_bootstrap():
     rng, y, g = _data(n=200)
     models, preds, probs = _models(rng, y, g, seeds=(1, 2), sparsities=(0.9,))
@@ -60,18 +75,7 @@ def test_bootstrap_interval_matches_a_recomputed_bootstrap():
     table = effects.paired_effects(
         models, preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT, n_bootstrap=200, seed=5
     )
-    # The same replicates by hand: the generator draws all test resamples, then all seed draws.
-    gen = np.random.default_rng(5)
-    idx = [gen.integers(0, 200, 200) for _ in range(200)]
-    seed_draws = [gen.choice([1, 2], 2) for _ in range(200)]
-    row_of = {(m, s): i for i, (m, s) in enumerate(zip(models.method, models.seed))}
-    diffs = []
-    for ix, ss in zip(idx, seed_draws):
-
-        def u(r, ix=ix):
-            return ((probs[r][ix] > 0.1) & (probs[r][ix] < 0.9)).mean()
-
-        diffs.append(np.mean([u(row_of["gmp", s]) - u(row_of["dense", s]) for s in ss]))
+    diffs = _recomputed_bootstrap(models, lambda ix: ((probs[:, ix] > 0.1) & (probs[:, ix] < 0.9)).mean(axis=(1, 2)))
     row = table[table["statistic"] == "uncertainty"].iloc[0]
     assert row["ci_low"] == pytest.approx(np.quantile(diffs, 0.025))
     assert row["ci_high"] == pytest.approx(np.quantile(diffs, 0.975))
@@ -109,6 +113,59 @@ def test_collapsed_pairs_leave_the_stable_support():
     table = effects.paired_effects(models, preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT, n_bootstrap=10)
     row = table[table["statistic"] == "bias_amplification"].iloc[0]
     assert (row["pairs"], row["collapsed"]) == (2, 1)
+
+
+def test_near_collapsed_attributes_leave_every_support():
+    rng, y, g = _data()
+    models, preds, probs = _models(rng, y, g, sparsities=(0.9,))
+    sparse = models.index[models.method == "gmp"]
+    preds[sparse[0], :, 1] = np.arange(len(y)) < 3  # "a" predicted for 3 samples: "never" in all but name
+    preds[sparse[1], :, 2] = np.arange(len(y)) >= 3  # "b" predicted for all but 3: "always"
+    cond = metrics.train_conditionals(y, g)
+    table = effects.paired_effects(models, preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT, n_bootstrap=10)
+    counts = table.set_index("statistic")[["pairs", "collapsed"]].apply(tuple, axis=1).to_dict()
+    assert counts == {
+        "bias_amplification": (1, 2),
+        "uncertainty": (4, 0),
+        "interdependence": (2, 2),
+        "identity_dependence": (1, 2),
+    }
+    # The R² means are over the live attributes only, the same ones for dense and sparse.
+    r2 = np.array([dependence.interdependence(p) for p in preds])
+    dense = models.index[models.method == "dense"]
+    inter = table[table["statistic"] == "interdependence"].iloc[0]
+    assert inter["dense"] == pytest.approx(r2[dense][:, [0, 3]].mean())
+    # With no minimum, an attribute predicted for no sample still leaves: its R² does not exist.
+    preds[sparse[0], :, 1] = False
+    table = effects.paired_effects(
+        models, preds, probs, y, g, cond, attributes=ATTRS, identities=IDENT, min_positives=0, n_bootstrap=10
+    )
+    inter = table[table["statistic"] == "interdependence"].iloc[0]
+    assert (inter["pairs"], inter["collapsed"]) == (3, 1) and np.isfinite(inter["delta"])
+
+
+def test_ba_interval_keeps_the_support_in_every_replicate():
+    # Groups with barely min_positives test positives: a replicate often has fewer, and must
+    # still average over the same pairs as the estimate.
+    rng, y, g = _data(n=200, seed=3)
+    models, preds, probs = _models(rng, y, g, seeds=(1, 2), sparsities=(0.9,))
+    cond = metrics.train_conditionals(y, g)
+    rules = dict(attributes=ATTRS, identities=IDENT, min_positives=18)
+    table = effects.paired_effects(models, preds, probs, y, g, cond, **rules, n_bootstrap=200, seed=5)
+    ba = metrics.bias_amplification_batch(preds, y, g, cond, **rules)[:, 0]
+    positives = np.stack([y[~g[:, 0]].sum(axis=0), y[g[:, 0]].sum(axis=0)]).min(axis=0)
+    stable = np.isfinite(ba).all(axis=0) & effects.live_attributes(preds, 18).all(axis=0)
+    assert stable.sum() >= 2 and positives[stable].min() < 22  # precondition: a replicate often drops below 18
+
+    def mean_ba(ix):
+        drawn = metrics.bias_amplification_batch(preds[:, ix], y[ix], g[ix], cond, **{**rules, "min_positives": 0})
+        return drawn[:, 0][:, stable].mean(axis=1)
+
+    diffs = _recomputed_bootstrap(models, mean_ba)
+    row = table[table["statistic"] == "bias_amplification"].iloc[0]
+    assert row["pairs"] == stable.sum()
+    assert row["ci_low"] == pytest.approx(np.nanquantile(diffs, 0.025))
+    assert row["ci_high"] == pytest.approx(np.nanquantile(diffs, 0.975))
 
 
 def test_missing_dense_or_seed_is_refused():

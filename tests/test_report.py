@@ -129,7 +129,7 @@ def test_ba_coverage_sentence_only_when_pruned_models_lose_pairs():
         "Bias amplification is defined for 5 (identity, attribute) pairs at 99% sparsity (GMP) against 6 for "
         "dense (mean over seeds); a pair drops out when the model predicts no positive of its attribute, so the "
         'BA means above leave out the attributes that collapsed to "never"; the changes with intervals below use '
-        "only the pairs defined at every sparsity." in sentences_of(metrics)
+        "only the pairs defined, and attributes predicted, at every sparsity." in sentences_of(metrics)
     )
 
 

@@ -2,23 +2,32 @@
 
 The study's curves average BA over the (identity, attribute) pairs where it is defined, but
 which pairs are defined changes with sparsity: an attribute a sparse model never predicts
-drops out of the mean. Here every curve (one pruning method over its sparsities) uses the
-*stable* pairs, those defined for every model of the curve (dense models included), and
-counts the pairs that collapsed beside them.
+drops out of the mean. Here every curve (one pruning method over its sparsities) averages over
+a *support* fixed for the whole curve, and counts what collapsed beside it:
+
+- an attribute is *live* in a model that predicts it positive for at least ``min_positives``
+  test samples and negative for as many; below that the model has collapsed to "never" (or
+  "always") on it, and a share of a handful of predicted positives is noise (BA from one
+  predicted positive is ±the group's share);
+- a curve's support is what is live, and for BA defined, in every model of the curve (dense
+  models included): the *stable* pairs for BA, the live attributes for the two R² statistics.
 
 For each sparse setting (method, sparsity) and each statistic,
 
 - ``bias_amplification`` per identity: the mean BA over the identity's stable pairs;
 - ``uncertainty``: the mean over attributes of the share of 0.1 < p < 0.9;
-- ``interdependence``: the mean over attributes of the R² of ŷ_j on the other ŷ;
-- ``identity_dependence``: the mean over non-identity attributes of the R² of ŷ_j on the
-  true identity labels (:func:`prunebias.analysis.dependence.identity_dependence`),
+- ``interdependence``: the mean over live attributes of the R² of ŷ_j on the other ŷ;
+- ``identity_dependence``: the mean over live non-identity attributes of the R² of ŷ_j on
+  the true identity labels (:func:`prunebias.analysis.dependence.identity_dependence`),
 
 the change against the dense model of the same seed, averaged over seeds, with a paired
 bootstrap 95 % interval: each replicate draws the test samples with replacement (the same
 draw for the dense and the sparse models, hence *paired*) and, when there are several, the
-seeds with replacement, and averages the dense-vs-sparse differences of the drawn seeds.
-Thresholds are fixed (default: z > 0; calibrated: set on the full validation split).
+seeds with replacement, and averages the dense-vs-sparse differences of the drawn seeds. The
+support is decided once, on the whole test split; a replicate recomputes the values on it
+(re-applying the support rules per replicate would average each replicate over different
+pairs, a different statistic from the estimate's). Thresholds are fixed (default: z > 0;
+calibrated: set on the full validation split).
 
 :func:`information_kept` says how much of what the dense model learned a sparse one keeps:
 ``(BCE_prior − BCE_model) / (BCE_prior − BCE_dense)`` on the validation split, the prior
@@ -68,14 +77,14 @@ def model_statistics(
     min_positives: int,
     min_relative_gap: float,
 ) -> dict[str, np.ndarray]:
-    """Per-model statistics of M models under B resamplings of one test split.
+    """Per-model statistics of M models under B resamplings of one test split, before any mean over attributes.
 
     ``preds`` (M, n, A) bool predictions, ``uncertain`` (M, n, A) bool (0.1 < p < 0.9),
     ``weights`` (B, n) integer counts of each test sample in each resampling (all ones: the
-    sample itself). Returns ``ba`` (B, M, G, A), and ``uncertainty``, ``interdependence`` and
-    ``identity_dependence`` (B, M), each a mean over attributes.
+    sample itself). Returns ``ba`` (B, M, G, A), ``interdependence`` and
+    ``identity_dependence`` (B, M, A) per attribute, and ``uncertainty`` (B, M), the mean over
+    attributes.
     """
-    targets = np.array([a not in set(identities) for a in attributes])
     ba = metrics.bias_amplification_batch(
         preds,
         labels,
@@ -89,37 +98,46 @@ def model_statistics(
     )
     ident = np.stack(
         [
-            _nanmean(
-                dependence.identity_dependence(
-                    p, groups, attributes=attributes, identities=identities, weights=weights
-                )[:, targets],
-                axis=-1,
-            )
+            dependence.identity_dependence(p, groups, attributes=attributes, identities=identities, weights=weights)
             for p in preds
         ],
         axis=1,
     )
-    inter = np.stack([_nanmean(dependence.interdependence(p, weights=weights), axis=-1) for p in preds], axis=1)
+    inter = np.stack([dependence.interdependence(p, weights=weights) for p in preds], axis=1)
     # Uncertain outputs per sample first (integers): the weighted sum is then a small, exact product.
     unc = weights.astype(np.float64) @ uncertain.sum(axis=2, dtype=np.float64).T
     unc /= weights.sum(axis=1, keepdims=True) * preds.shape[2]
     return {"ba": ba, "uncertainty": unc, "interdependence": inter, "identity_dependence": ident}
 
 
-def _nanmean(values, axis=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are NaN, as meant
-        return np.nanmean(values, axis=axis)
+def live_attributes(preds: np.ndarray, min_count: int) -> np.ndarray:
+    """(M, A) mask: model m predicts attribute a positive, and negative, for at least ``min_count``
+    samples of ``preds`` (M, n, A), and at least one whatever ``min_count`` (a constant
+    prediction has no R²)."""
+    positives = preds.sum(axis=1)
+    least = max(min_count, 1)
+    return (positives >= least) & (preds.shape[1] - positives >= least)
 
 
-def stable_pairs(ba: np.ndarray) -> np.ndarray:
-    """(G, A) mask of the pairs whose BA is defined in every model of ``ba`` (M, G, A)."""
-    return np.isfinite(ba).all(axis=0)
+def supports(ba: np.ndarray, live: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+    """What a set of M models averages over, per statistic, from their whole-split BA (M, G, A),
+    ``live`` (M, A) attributes and the (A,) ``targets`` mask of the non-identity attributes: the
+    stable (G, A) pairs for BA (defined and live in every model), the (A,) attributes live in
+    every model for the R² statistics (targets only for identity dependence)."""
+    every = live.all(axis=0)
+    return {
+        "ba": np.isfinite(ba).all(axis=0) & every,
+        "interdependence": every,
+        "identity_dependence": every & targets,
+    }
 
 
-def _mean_ba(ba: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean BA per identity over the pairs in ``mask``: (..., G, A) -> (..., G); NaN without pairs."""
-    return _nanmean(np.where(mask, ba, np.nan), axis=-1)
+def _support_mean(values: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Mean over the last axis on ``support``; NaN when any value on it is NaN (a replicate whose
+    resampled test split leaves a supported value undefined is left out, not averaged over
+    fewer pairs) or the support is empty."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support, values, 0.0).sum(axis=-1) / support.sum(axis=-1)
 
 
 def paired_effects(
@@ -141,6 +159,9 @@ def paired_effects(
 ) -> pd.DataFrame:
     """Changes of every statistic against dense, with paired bootstrap intervals (see module doc).
 
+    ``min_positives`` is BA's rule (test positives per identity group) and the least number of
+    predicted positives, and negatives, of a live attribute.
+
     Parameters
     ----------
     models : DataFrame
@@ -159,8 +180,9 @@ def paired_effects(
     -------
     DataFrame with columns :data:`EFFECT_COLUMNS` minus ``threshold``: one row per sparse
     (method, sparsity), statistic and identity ("all" for the non-BA statistics).
-    ``pairs``: stable pairs (BA) or attributes averaged; ``collapsed``: pairs defined for
-    every dense model but not for every model of the curve.
+    ``pairs``: what the mean covers, the curve's support (stable pairs for BA, live
+    attributes for the R² statistics, every attribute for uncertainty); ``collapsed``: what is
+    in the dense models' support but not in the curve's.
     """
     models = models.reset_index(drop=True)
     if len(models) != len(preds) or preds.shape != probs.shape:
@@ -174,28 +196,31 @@ def paired_effects(
         dense_of[s] = int(rows[0])
     low, high = metrics.check_band(uncertainty_band, "uncertainty_band")
     uncertain = (probs > low) & (probs < high)
-    kw = dict(
-        attributes=attributes, identities=identities, min_positives=min_positives, min_relative_gap=min_relative_gap
-    )
+    kw = dict(attributes=attributes, identities=identities, min_relative_gap=min_relative_gap)
     n = labels.shape[0]
+    whole = np.ones((1, n), int)
     full = {
         k: v[0]
-        for k, v in model_statistics(preds, uncertain, labels, groups, conditionals, np.ones((1, n), int), **kw).items()
+        for k, v in model_statistics(
+            preds, uncertain, labels, groups, conditionals, whole, min_positives=min_positives, **kw
+        ).items()
     }
     weights, seed_draws = bootstrap_draws(n, len(seeds), n_bootstrap, seed)
-    draws = model_statistics(preds, uncertain, labels, groups, conditionals, weights, **kw)  # (B, M, ...)
+    # min_positives=0: the support rules were applied once, on the whole split (module doc).
+    draws = model_statistics(preds, uncertain, labels, groups, conditionals, weights, min_positives=0, **kw)
 
-    dense_rows = np.array([dense_of[s] for s in seeds])
-    dense_defined = stable_pairs(full["ba"][dense_rows])
+    live = live_attributes(preds, min_positives)
+    targets = np.array([a not in set(identities) for a in attributes])
+    dense_rows = [dense_of[s] for s in seeds]
+    dense_support = supports(full["ba"][dense_rows], live[dense_rows], targets)
     out = []
     for method in [m for m in dict.fromkeys(models["method"]) if m != "dense"]:
         curve = models.index[models["method"] == method].tolist()
-        stable = stable_pairs(full["ba"][list(dense_rows) + curve])
-        collapsed = (dense_defined & ~stable).sum(axis=1)
+        support = supports(full["ba"][dense_rows + curve], live[dense_rows + curve], targets)
 
-        # Per model (and replicate): BA reduced to its mean over this curve's stable pairs, once.
-        def reduce(key, values, stable=stable):
-            return _mean_ba(values, stable) if key == "ba" else values
+        # Per model (and replicate): each statistic reduced to its mean over this curve's support, once.
+        def reduce(key, values, support=support):
+            return _support_mean(values, support[key]) if key in support else values
 
         full_values = {key: reduce(key, v) for key, v in full.items()}  # (M,) or (M, G)
         draw_values = {key: reduce(key, v) for key, v in draws.items()}  # (B, M) or (B, M, G)
@@ -213,9 +238,11 @@ def paired_effects(
                     sparse_full - dense_full, rep[:, sparse_rows] - rep[:, dense_rows], seed_draws, level
                 )
                 names = list(identities) if key == "ba" else ["all"]
-                pairs = (
-                    stable.sum(axis=1) if key == "ba" else np.array([_n_averaged(statistic, attributes, identities)])
-                )
+                if key in support:
+                    pairs = np.atleast_1d(support[key].sum(axis=-1))
+                    collapsed = np.atleast_1d((dense_support[key] & ~support[key]).sum(axis=-1))
+                else:
+                    pairs, collapsed = [len(attributes)], [0]
                 for i, name in enumerate(names):
                     sl = (slice(None), i) if key == "ba" else (slice(None),)
                     out.append(
@@ -225,7 +252,7 @@ def paired_effects(
                             "statistic": statistic,
                             "identity": name,
                             "pairs": int(pairs[i]),
-                            "collapsed": int(collapsed[i]) if key == "ba" else 0,
+                            "collapsed": int(collapsed[i]),
                             "seeds": len(seeds),
                             "dense": float(np.mean(dense_full[sl])),
                             "value": float(np.mean(sparse_full[sl])),
@@ -266,12 +293,6 @@ def seed_mean_interval(
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN replicates give NaN bounds, as meant
         low, high = np.nanquantile(replicates, [tail, 1 - tail], axis=0)
     return np.mean(full, axis=0), low, high
-
-
-def _n_averaged(statistic: str, attributes: Sequence[str], identities: Sequence[str]) -> int:
-    if statistic == "identity_dependence":
-        return sum(a not in set(identities) for a in attributes)
-    return len(attributes)
 
 
 #: A training loss that fell by more than this share over the last two epochs is "still falling".

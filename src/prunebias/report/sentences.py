@@ -132,7 +132,7 @@ def ba_coverage_sentence(ba_rows: pd.DataFrame, method: str) -> str | None:
         f"{sparsity_text(worst)} sparsity ({method_text(method)}) against {dense:.3g} for dense "
         "(mean over seeds); a pair drops out when the model predicts no positive of its attribute, "
         'so the BA means above leave out the attributes that collapsed to "never"; the changes with '
-        "intervals below use only the pairs defined at every sparsity."
+        "intervals below use only the pairs defined, and attributes predicted, at every sparsity."
     )
 
 
@@ -361,8 +361,11 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
 EFFECT_SUBJECTS = {
     "bias_amplification": "BA w.r.t. {identity} on the {pairs} pairs defined at every sparsity ({collapsed} collapsed)",
     "uncertainty": "Uncertainty",
-    "interdependence": "Interdependence",
-    "identity_dependence": "Identity dependence (R² of each predicted target on the true identities)",
+    "interdependence": "Interdependence on the {pairs} attributes predicted at every sparsity ({collapsed} collapsed)",
+    "identity_dependence": (
+        "Identity dependence (R² of each predicted target on the true identities) on the {pairs} targets "
+        "predicted at every sparsity ({collapsed} collapsed)"
+    ),
 }
 
 
@@ -391,8 +394,8 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
 
 #: A mean BA over this many stable pairs or fewer gets :data:`FEW_PAIRS_CAUTION`: it rests on one or
 #: two attributes' training gaps, chance ones included. On the decoupled twin (README, "Does it
-#: measure what the study measured?") Young's one-pair mean at 98 % was +0.055 [−0.153, +0.200] and
-#: −0.028 [−0.260, +0.249] on two generator seeds, intervals several times as wide as those over more pairs.
+#: measure what the study measured?") Young's one-pair mean at 98 % was +0.055 [−0.153, +0.200], an
+#: interval several times as wide as those over more pairs.
 FEW_PAIRS = 2
 FEW_PAIRS_CAUTION = (
     "Read with care: so few pairs make the mean depend on the chance gaps of this training split, "
