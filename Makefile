@@ -34,9 +34,10 @@ families: venv
 seeds: venv
 	for s in 1 2; do $(BIN)/snakemake --cores $(CORES) --configfile presets/generator_seed$$s.yaml $(SNAKEMAKE_ARGS) || exit 1; done
 
-# What the finished runs show, check by check (benchmarks/validity.py).
+# What the finished runs show, check by check (benchmarks/validity.py), then each training seed's own changes (benchmarks/seed_effects.py).
 validity: venv
 	$(BIN)/python benchmarks/validity.py $(wildcard results results/generator-seed1 results/generator-seed2)
+	$(BIN)/python benchmarks/seed_effects.py $(wildcard results results/generator-seed1 results/generator-seed2)
 
 dry-run: venv
 	$(BIN)/snakemake -n $(SNAKEMAKE_ARGS)

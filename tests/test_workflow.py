@@ -1,6 +1,7 @@
 """Workflow tests: the real Snakefile on a tiny config, its outputs, and its dry-run job lists."""
 
 import copy
+import importlib.util
 import os
 
 import pandas as pd
@@ -8,7 +9,15 @@ import pytest
 import torch
 
 from prunebias.io import read_predictions
-from workflow_utils import EXPENSIVE, TINY_CONFIG, assert_fails_before_any_job, planned_jobs, snakemake, write_config
+from workflow_utils import (
+    EXPENSIVE,
+    ROOT,
+    TINY_CONFIG,
+    assert_fails_before_any_job,
+    planned_jobs,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +54,22 @@ def test_outputs_follow_the_contracts(finished):
     summary = pd.read_parquet(res / "tables/summary.parquet")
     assert {"dense", "gmp_pt", "oneshot"} == set(summary["method"])
     assert (res / "tables/group_gaps.tsv").read_text().startswith("dataset\t")
+
+
+def test_seed_effects_script_reproduces_the_effects_table(finished):
+    spec = importlib.util.spec_from_file_location("seed_effects", ROOT / "benchmarks" / "seed_effects.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    settings = script.analysis_settings(finished / "config.yaml")
+    table = script.seed_tables(finished / "results", settings)
+    assert set(table["seeds_used"]) == {"all", "seed 1"}
+    keys = ["dataset", "arch", "method", "sparsity", "statistic", "identity", "threshold"]
+    values = ["pairs", "delta", "ci_low", "ci_high"]
+    effects = pd.read_parquet(finished / "results/tables/effects.parquet")
+    for name in ("all", "seed 1"):  # one seed: alone it is the pooled curve
+        mine = table[table["seeds_used"] == name].set_index(keys)[values].sort_index()
+        pd.testing.assert_frame_equal(mine, effects.set_index(keys)[values].sort_index(), check_dtype=False)
+    assert script.seed_lines(table)
 
 
 def test_effects_convergence_and_design_tables(finished):

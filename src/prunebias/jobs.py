@@ -711,6 +711,45 @@ def _model_arrays(index: pd.DataFrame, valid: list[tuple[pd.DataFrame, dict]], t
     return models, attributes, z_valid, z_test, y_valid, y_test
 
 
+def prediction_group(meta: dict) -> tuple[str, str, str]:
+    """The (dataset, task, arch) whose models a prediction file's metadata belongs to: the models compared in one curve."""
+    return meta["dataset"], meta["task"], meta["arch"]
+
+
+def paired_effect_table(
+    index: pd.DataFrame,
+    valid: list[tuple[pd.DataFrame, dict]],
+    test: list[tuple[pd.DataFrame, dict]],
+    settings: AnalysisSettings,
+) -> pd.DataFrame:
+    """:func:`prunebias.analysis.effects.paired_effects` of one (dataset, task, arch)'s valid and
+    test predictions [(frame, metadata)], at each threshold kind (column ``threshold``)."""
+    from prunebias.analysis import effects as eff
+    from prunebias.analysis.metrics import train_conditionals
+
+    identities = settings.identities
+    models, attributes, z_valid, z_test, y_valid, y_test = _model_arrays(index, valid, test)
+    train = index[index["split"] == "train"]
+    test_groups = index.set_index("id").loc[test[0][0]["id"], identities].to_numpy(bool)
+    conditionals = train_conditionals(train[attributes].to_numpy(bool), train[identities].to_numpy(bool))
+    tables = [
+        eff.paired_effects(
+            models,
+            preds,
+            eff.probabilities(z_test),
+            y_test,
+            test_groups,
+            conditionals,
+            attributes=attributes,
+            identities=identities,
+            uncertainty_band=settings.uncertainty_band,
+            **_bootstrap_options(settings),
+        ).assign(threshold=kind)
+        for kind, preds in _thresholded(z_valid, z_test, y_valid).items()
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
 def effects(
     index_paths: dict[str, str],
     valid_paths: list[str],
@@ -729,40 +768,23 @@ def effects(
     kept is measured on the groups with predictions here).
     """
     from prunebias.analysis import effects as eff
-    from prunebias.analysis.metrics import train_conditionals
     from prunebias.io import read_predictions
     from prunebias.plots import figures_effects
     from prunebias.plots.figures import save_figure
 
-    key_of = lambda m: (m["dataset"], m["task"], m["arch"])  # noqa: E731
     valid = [read_predictions(p) for p in valid_paths]
     test = [read_predictions(p) for p in test_paths]
     logs = [(pd.read_parquet(p), read_metadata(p)) for p in log_paths]
-    identities = settings.identities
     effect_tables, convergence = [], []
-    for key in dict.fromkeys(key_of(m) for _, m in test):
+    for key in dict.fromkeys(prediction_group(m) for _, m in test):
         dataset, task, arch = key
         index = store.load_index(index_paths[dataset])
-        group_valid = [v for v in valid if key_of(v[1]) == key]
-        group_test = [t for t in test if key_of(t[1]) == key]
-        models, attributes, z_valid, z_test, y_valid, y_test = _model_arrays(index, group_valid, group_test)
+        group_valid = [v for v in valid if prediction_group(v[1]) == key]
+        group_test = [t for t in test if prediction_group(t[1]) == key]
+        table = paired_effect_table(index, group_valid, group_test, settings)
+        effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch))
+        models, attributes, z_valid, _, y_valid, _ = _model_arrays(index, group_valid, group_test)
         train = index[index["split"] == "train"]
-        test_groups = index.set_index("id").loc[group_test[0][0]["id"], identities].to_numpy(bool)
-        conditionals = train_conditionals(train[attributes].to_numpy(bool), train[identities].to_numpy(bool))
-        for kind, preds in _thresholded(z_valid, z_test, y_valid).items():
-            table = eff.paired_effects(
-                models,
-                preds,
-                eff.probabilities(z_test),
-                y_test,
-                test_groups,
-                conditionals,
-                attributes=attributes,
-                identities=identities,
-                uncertainty_band=settings.uncertainty_band,
-                **_bootstrap_options(settings),
-            )
-            effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch, threshold=kind))
         prior = eff.prior_bce(train[attributes].to_numpy(bool), y_valid)
         bce = np.array([eff.mean_bce(z, y_valid) for z in z_valid])
         conv = models.assign(dataset=dataset, task=task, arch=arch, val_bce=bce, prior_bce=prior)
