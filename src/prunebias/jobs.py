@@ -724,13 +724,18 @@ def paired_effect_table(
 ) -> pd.DataFrame:
     """:func:`prunebias.analysis.effects.paired_effects` of one (dataset, task, arch)'s valid and
     test predictions [(frame, metadata)], at each threshold kind (column ``threshold``)."""
+    return _effect_table(index, _model_arrays(index, valid, test), test[0][0]["id"], settings)
+
+
+def _effect_table(index: pd.DataFrame, arrays: tuple, test_ids: pd.Series, settings: AnalysisSettings) -> pd.DataFrame:
+    """:func:`paired_effect_table` from the group's :func:`_model_arrays` and its test sample ids."""
     from prunebias.analysis import effects as eff
     from prunebias.analysis.metrics import train_conditionals
 
     identities = settings.identities
-    models, attributes, z_valid, z_test, y_valid, y_test = _model_arrays(index, valid, test)
+    models, attributes, z_valid, z_test, y_valid, y_test = arrays
     train = index[index["split"] == "train"]
-    test_groups = index.set_index("id").loc[test[0][0]["id"], identities].to_numpy(bool)
+    test_groups = index.set_index("id").loc[test_ids, identities].to_numpy(bool)
     conditionals = train_conditionals(train[attributes].to_numpy(bool), train[identities].to_numpy(bool))
     tables = [
         eff.paired_effects(
@@ -781,9 +786,10 @@ def effects(
         index = store.load_index(index_paths[dataset])
         group_valid = [v for v in valid if prediction_group(v[1]) == key]
         group_test = [t for t in test if prediction_group(t[1]) == key]
-        table = paired_effect_table(index, group_valid, group_test, settings)
+        arrays = _model_arrays(index, group_valid, group_test)
+        table = _effect_table(index, arrays, group_test[0][0]["id"], settings)
         effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch))
-        models, attributes, z_valid, _, y_valid, _ = _model_arrays(index, group_valid, group_test)
+        models, attributes, z_valid, _, y_valid, _ = arrays
         train = index[index["split"] == "train"]
         prior = eff.prior_bce(train[attributes].to_numpy(bool), y_valid)
         bce = np.array([eff.mean_bce(z, y_valid) for z in z_valid])
