@@ -68,6 +68,28 @@ def _recomputed_bootstrap(models, statistic, n=200, n_bootstrap=200, seed=5):
     return diffs
 
 
+def test_seed_range_is_each_seeds_own_change_on_the_pooled_support():
+    rng, y, g = _data()
+    models, preds, probs = _models(rng, y, g, seeds=(1, 2, 3), sparsities=(0.9,))
+    cond = metrics.train_conditionals(y, g)
+    kw = dict(attributes=ATTRS, identities=IDENT, n_bootstrap=20)
+    pooled = effects.paired_effects(models, preds, probs, y, g, cond, **kw).set_index(["statistic", "identity"])
+    # Uncertainty averages every attribute, so a seed alone has the pooled support.
+    alone = [
+        effects.paired_effects(
+            models[models.seed == s], preds[models.seed == s], probs[models.seed == s], y, g, cond, **kw
+        )
+        for s in (1, 2, 3)
+    ]
+    own = [t.set_index(["statistic", "identity"]).loc[("uncertainty", "all"), "delta"] for t in alone]
+    row = pooled.loc[("uncertainty", "all")]
+    assert (row["seed_delta_min"], row["seed_delta_max"]) == pytest.approx((min(own), max(own)))
+    assert row["delta"] == pytest.approx(np.mean(own))
+    assert (pooled["seed_delta_min"] <= pooled["delta"] + 1e-12).all()
+    assert (pooled["delta"] <= pooled["seed_delta_max"] + 1e-12).all()
+    assert (pooled["seed_delta_min"] < pooled["seed_delta_max"]).all()
+
+
 def test_bootstrap_interval_matches_a_recomputed_bootstrap():
     rng, y, g = _data(n=200)
     models, preds, probs = _models(rng, y, g, seeds=(1, 2), sparsities=(0.9,))

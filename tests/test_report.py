@@ -613,22 +613,40 @@ def test_effect_sentences_quote_the_interval_and_caution_on_few_pairs():
         ("bias_amplification", "Young", 1, 0.15, 0.04, 0.22),
         ("uncertainty", "all", 21, 0.02, -0.01, 0.05),
     ]
-    effects = pd.DataFrame(
-        [
-            dict(statistic=st, identity=i, pairs=p, collapsed=0, delta=d, ci_low=lo, ci_high=hi)
-            for st, i, p, d, lo, hi in rows
-        ]
-    ).assign(method="gmp_pt", threshold="default", sparsity=0.98, seeds=2, dense=0.1, value=0.2)
+    effects = (
+        pd.DataFrame(
+            [
+                dict(statistic=st, identity=i, pairs=p, collapsed=0, delta=d, ci_low=lo, ci_high=hi)
+                for st, i, p, d, lo, hi in rows
+            ]
+        )
+        .assign(
+            method="gmp_pt", threshold="default", sparsity=0.98, seeds=2, dense=0.1, value=0.2, seed_delta_min=-0.01
+        )
+        .assign(seed_delta_max=lambda t: 2 * t["delta"] + 0.01)
+    )
     earlier = effects.assign(sparsity=0.9, delta=-1.0)  # only the highest sparsity is read
     male, young, uncertainty = effect_sentences(pd.concat([earlier, effects]), "gmp_pt")
     assert male.startswith("BA w.r.t. Male on the 5 pairs defined at every sparsity (0 collapsed) rises by 0.030")
-    assert male.endswith("95 % CI [+0.010, +0.050].")
+    assert male.endswith("(0.100 → 0.200; 2 seeds, each seed's own change -0.010 to +0.070), 95 % CI [+0.010, +0.050].")
     assert (
         young.endswith("which the interval (over test samples and seeds) does not cover.")
         and "Read with care" not in male
     )
     assert uncertainty.startswith("Uncertainty does not change detectably (+0.020)")
     assert effect_sentences(effects, "gmp") == []
+
+    calibrated = effects.assign(threshold="calibrated", pairs=12, delta=0.04, ci_low=0.02, ci_high=0.06)
+    male, young, uncertainty = effect_sentences(pd.concat([effects, calibrated]), "gmp_pt")
+    assert male.endswith(
+        "95 % CI [+0.010, +0.050]. At validation-calibrated thresholds (each attribute predicted at its validation "
+        "rate) it rises by 0.040 on 12 pairs (0 collapsed; 2 seeds, each seed's own change -0.010 to +0.070), "
+        "95 % CI [+0.020, +0.060]."
+    )
+    assert "calibrated" not in uncertainty  # probabilities, hence uncertainty, do not depend on the threshold
+    assert all(
+        "calibrated" not in s for s in effect_sentences(pd.concat([effects, calibrated]), "gmp_pt", "calibrated")
+    )
 
 
 def _experiment_tables():
@@ -675,7 +693,7 @@ def test_experiment_findings_quote_the_change_at_the_top_sparsity_with_its_inter
     ]
     assert cards[0]["sentences"][0].startswith("Backdoor BA (yellow_square on 5% of the training negatives")
     assert (
-        "rises by 0.050 at 98% sparsity vs dense (0.150 → 0.200; 1 seed(s)), 95 % CI [+0.020, +0.070]"
+        "rises by 0.050 at 98% sparsity vs dense (0.150 → 0.200; 1 seed), 95 % CI [+0.020, +0.070]"
         in cards[0]["sentences"][0]
     )
     male, young = cards[1]["sentences"][:2]

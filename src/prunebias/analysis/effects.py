@@ -61,6 +61,8 @@ EFFECT_COLUMNS = [
     "delta",
     "ci_low",
     "ci_high",
+    "seed_delta_min",
+    "seed_delta_max",
 ]
 
 
@@ -182,7 +184,9 @@ def paired_effects(
     (method, sparsity), statistic and identity ("all" for the non-BA statistics).
     ``pairs``: what the mean covers, the curve's support (stable pairs for BA, live
     attributes for the R² statistics, every attribute for uncertainty); ``collapsed``: what is
-    in the dense models' support but not in the curve's.
+    in the dense models' support but not in the curve's; ``seed_delta_min`` and
+    ``seed_delta_max``: the smallest and largest of the seeds' own changes on that same support
+    (``delta`` is their mean), to show how far the training seeds agree.
     """
     models = models.reset_index(drop=True)
     if len(models) != len(preds) or preds.shape != probs.shape:
@@ -233,10 +237,9 @@ def paired_effects(
                 key = "ba" if statistic == "bias_amplification" else statistic
                 dense_full = full_values[key][dense_rows]  # (S,) or (S, G)
                 sparse_full = full_values[key][sparse_rows]
+                seed_deltas = sparse_full - dense_full
                 rep = draw_values[key]
-                _, *ci = seed_mean_interval(
-                    sparse_full - dense_full, rep[:, sparse_rows] - rep[:, dense_rows], seed_draws, level
-                )
+                _, *ci = seed_mean_interval(seed_deltas, rep[:, sparse_rows] - rep[:, dense_rows], seed_draws, level)
                 names = list(identities) if key == "ba" else ["all"]
                 if key in support:
                     pairs = np.atleast_1d(support[key].sum(axis=-1))
@@ -256,9 +259,11 @@ def paired_effects(
                             "seeds": len(seeds),
                             "dense": float(np.mean(dense_full[sl])),
                             "value": float(np.mean(sparse_full[sl])),
-                            "delta": float(np.mean(sparse_full[sl] - dense_full[sl])),
+                            "delta": float(np.mean(seed_deltas[sl])),
                             "ci_low": float(np.atleast_1d(ci[0])[i]),
                             "ci_high": float(np.atleast_1d(ci[1])[i]),
+                            "seed_delta_min": float(np.min(seed_deltas[sl])),
+                            "seed_delta_max": float(np.max(seed_deltas[sl])),
                         }
                     )
     return pd.DataFrame(out, columns=[c for c in EFFECT_COLUMNS if c != "threshold"])

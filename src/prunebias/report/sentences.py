@@ -373,23 +373,59 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
     """The change at the highest sparsity of ``method``, with its 95 % paired bootstrap CI, per statistic.
 
     "<subject> rises by 0.040 at 99 % sparsity, 95 % CI [0.020, 0.060]": rises/falls when the
-    interval excludes 0, else "does not change detectably".
+    interval excludes 0, else "does not change detectably". At the default threshold the BA and
+    R² sentences add the change at calibrated thresholds (:func:`calibrated_clause`).
     """
     rows = effects[(effects["method"] == method) & (effects["threshold"] == threshold)]
     if rows.empty:
         return []
     top = rows["sparsity"].max()
+    calibrated = effects[
+        (effects["method"] == method) & (effects["threshold"] == "calibrated") & (effects["sparsity"] == top)
+    ].set_index(["statistic", "identity"])
     out = []
     for _, r in rows[rows["sparsity"] == top].iterrows():
         subject = EFFECT_SUBJECTS[r["statistic"]].format(
             identity=r["identity"], pairs=int(r["pairs"]), collapsed=int(r["collapsed"])
         )
-        where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {int(r['seeds'])} seed(s))"
+        where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {seeds_text(r)})"
         sentence = interval_sentence(subject, r["delta"], r["ci_low"], r["ci_high"], where)
         if r["statistic"] == "bias_amplification" and 0 < r["pairs"] <= FEW_PAIRS:
             sentence += f" {FEW_PAIRS_CAUTION}"
+        key = (r["statistic"], r["identity"])
+        # Probabilities do not depend on the threshold: uncertainty is the same at both.
+        if threshold == "default" and r["statistic"] != "uncertainty" and key in calibrated.index:
+            sentence += " " + calibrated_clause(calibrated.loc[key], r["statistic"])
         out.append(sentence)
     return out
+
+
+def calibrated_clause(row: pd.Series, statistic: str) -> str:
+    """The same change at validation-calibrated thresholds. They predict each attribute at its
+    validation rate, so a sparse model's attributes rarely collapse there; at the default
+    threshold a pooled change can rest on attributes a sparse model predicts for a handful of
+    samples, which leave the support as soon as one more seed's model drops below
+    ``ba_min_positives`` (README, "Does it measure what the study measured?")."""
+    unit = "pairs" if statistic == "bias_amplification" else "attributes"
+    return interval_sentence(
+        "At validation-calibrated thresholds (each attribute predicted at its validation rate) it",
+        row["delta"],
+        row["ci_low"],
+        row["ci_high"],
+        f"on {int(row['pairs'])} {unit} ({int(row['collapsed'])} collapsed; {seeds_text(row)})",
+    )
+
+
+def seeds_text(row: pd.Series) -> str:
+    """How many seeds a change pools and, where the table has them, the smallest and largest of the
+    seeds' own changes: where the seeds disagree, the interval (which redraws them) is wide for
+    that reason."""
+    seeds = int(row["seeds"])
+    if seeds == 1:
+        return "1 seed"
+    if "seed_delta_min" not in row:
+        return f"{seeds} seeds"
+    return f"{seeds} seeds, each seed's own change {row['seed_delta_min']:+.3f} to {row['seed_delta_max']:+.3f}"
 
 
 #: A mean BA over this many stable pairs or fewer gets :data:`FEW_PAIRS_CAUTION`: it rests on one or
@@ -441,8 +477,7 @@ def experiment_findings(
                 f"{share_text(r['train_positives'])} of the positives of {r['attribute']})"
             )
             where = (
-                f"at {sparsity_text(r['sparsity'])} sparsity vs dense ({dense:.3f} → {r['value']:.3f}; "
-                f"{int(r['seeds'])} seed(s))"
+                f"at {sparsity_text(r['sparsity'])} sparsity vs dense ({dense:.3f} → {r['value']:.3f}; {seeds_text(r)})"
             )
             sentences = [interval_sentence(subject, r["delta"], r["delta_ci_low"], r["delta_ci_high"], where)]
             sentences.append("The study found sparse models relying more on the trigger (a rise).")
@@ -465,7 +500,7 @@ def experiment_findings(
                     continue
                 where = (
                     f"at {sparsity_text(r['sparsity'])} sparsity (alone {r['dba_single']:+.3f}, jointly "
-                    f"{r['dba_joint']:+.3f}; {int(r['seeds'])} seed(s))"
+                    f"{r['dba_joint']:+.3f}; {seeds_text(r)})"
                 )
                 sentences.append(
                     interval_sentence(subject, r["dba_diff"], r["dba_diff_ci_low"], r["dba_diff_ci_high"], where, words)
