@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: venv run control experiments families seeds validity test test-fast lint dry-run report bench clean system-deps
+.PHONY: venv run control experiments families seeds training-seeds validity test test-fast lint dry-run report bench clean system-deps
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,16 @@ families: venv
 # The default experiment and its decoupled twin on two other generator seeds, each in its own results directory.
 seeds: venv
 	for s in 1 2; do $(BIN)/snakemake --cores $(CORES) --configfile presets/generator_seed$$s.yaml $(SNAKEMAKE_ARGS) || exit 1; done
+
+# The default experiment and its twin with five training seeds instead of two, on the default data and
+# generator seeds 1 and 2, each in <run>/training-seeds5/; then what they show and which pairs the BA changes rest on.
+TRAINING_SEEDS_RUNS := results/training-seeds5 results/generator-seed1/training-seeds5 results/generator-seed2/training-seeds5
+training-seeds: venv
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/training_seeds5.yaml $(SNAKEMAKE_ARGS)
+	for s in 1 2; do $(BIN)/snakemake --cores $(CORES) --configfile presets/generator_seed$$s.yaml presets/training_seeds5.yaml \
+	  --config results=results/generator-seed$$s/training-seeds5 $(SNAKEMAKE_ARGS) || exit 1; done
+	$(BIN)/python benchmarks/validity.py $(TRAINING_SEEDS_RUNS)
+	$(BIN)/python benchmarks/support_pairs.py $(TRAINING_SEEDS_RUNS)
 
 # What the finished runs show, check by check (benchmarks/validity.py), then each training seed's own changes (benchmarks/seed_effects.py).
 validity: venv

@@ -60,7 +60,8 @@ def effect_lines(effects: pd.DataFrame, threshold: str = "default") -> list[str]
         for _, r in part[(part["statistic"] == "bias_amplification") & (part["sparsity"] == top)].iterrows():
             lines.append(
                 f"{dataset} {method} {100 * top:g} % ({threshold}): dBA[{r['identity']}] {r['delta']:+.4f} "
-                f"CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] ({r['pairs']} stable pairs, {r['collapsed']} collapsed)"
+                f"CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] ({r['pairs']} stable pairs, {r['collapsed']} collapsed; "
+                f"{r['seeds']} seeds, own changes {r['seed_delta_min']:+.4f} to {r['seed_delta_max']:+.4f})"
             )
         for statistic in ("uncertainty", "interdependence", "identity_dependence"):
             cells = [
@@ -201,7 +202,7 @@ def main(dirs: list[str]) -> None:
     for d in map(Path, dirs):
         t = d / "tables"
         effects = pd.read_parquet(t / "effects.parquet")
-        every_effects.append(effects.assign(run=d.name))
+        every_effects.append(effects.assign(run=str(d)))
         print(f"== {d}")
         for line in (
             accuracy_lines(pd.read_parquet(t / "metrics.parquet"))

@@ -72,6 +72,22 @@ def test_seed_effects_script_reproduces_the_effects_table(finished):
     assert script.seed_lines(table)
 
 
+def test_support_pairs_script_reproduces_the_effects_ba(finished):
+    spec = importlib.util.spec_from_file_location("support_pairs", ROOT / "benchmarks" / "support_pairs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    pairs = script.run_pairs(finished / "results", TINY_CONFIG["analysis"]["ba_min_positives"])
+    mine = script.support_means(pairs).set_index(script.CURVE).sort_index()
+    effects = pd.read_parquet(finished / "results/tables/effects.parquet")
+    ba = effects[(effects["statistic"] == "bias_amplification") & (effects["task"] == "joint")]
+    ba = ba[ba["sparsity"] == ba.groupby("method")["sparsity"].transform("max")]
+    expected = ba.set_index(script.CURVE)[["pairs", "delta"]].sort_index()
+    # The tiny models leave most supports empty; tests/test_support_pairs.py has non-empty ones.
+    assert len(expected)
+    pd.testing.assert_frame_equal(mine, expected, check_dtype=False)
+    assert script.support_lines(pairs, ["Male"], "default")
+
+
 def test_effects_convergence_and_design_tables(finished):
     res = finished / "results"
     effects = pd.read_parquet(res / "tables/effects.parquet")
