@@ -633,6 +633,7 @@ def test_effect_sentences_quote_the_interval_and_caution_on_few_pairs():
         young.endswith("which the interval (over test samples and seeds) does not cover.")
         and "Read with care" not in male
     )
+    assert young.startswith("BA w.r.t. Young on the 1 pair defined")
     assert uncertainty.startswith("Uncertainty does not change detectably (+0.020)")
     assert effect_sentences(effects, "gmp") == []
 

@@ -357,16 +357,30 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
     return out
 
 
-#: Subjects of the effect sentences, by statistic of :mod:`prunebias.analysis.effects`.
+#: Subjects of the effect sentences, by statistic of :mod:`prunebias.analysis.effects`;
+#: ``{support}`` is the count of what the mean covers ("11 pairs").
 EFFECT_SUBJECTS = {
-    "bias_amplification": "BA w.r.t. {identity} on the {pairs} pairs defined at every sparsity ({collapsed} collapsed)",
+    "bias_amplification": "BA w.r.t. {identity} on the {support} defined at every sparsity ({collapsed} collapsed)",
     "uncertainty": "Uncertainty",
-    "interdependence": "Interdependence on the {pairs} attributes predicted at every sparsity ({collapsed} collapsed)",
+    "interdependence": "Interdependence on the {support} predicted at every sparsity ({collapsed} collapsed)",
     "identity_dependence": (
-        "Identity dependence (R² of each predicted target on the true identities) on the {pairs} targets "
+        "Identity dependence (R² of each predicted target on the true identities) on the {support} "
         "predicted at every sparsity ({collapsed} collapsed)"
     ),
 }
+#: What one unit of an effect's support is, by statistic.
+SUPPORT_NOUNS = {
+    "bias_amplification": "pair",
+    "uncertainty": "attribute",
+    "interdependence": "attribute",
+    "identity_dependence": "target",
+}
+
+
+def support_text(row: pd.Series, statistic: str) -> str:
+    """The size of an effect's support in words: "1 pair", "13 attributes"."""
+    n = int(row["pairs"])
+    return f"{n} {SUPPORT_NOUNS[statistic]}{'' if n == 1 else 's'}"
 
 
 def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "default") -> list[str]:
@@ -386,7 +400,7 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
     out = []
     for _, r in rows[rows["sparsity"] == top].iterrows():
         subject = EFFECT_SUBJECTS[r["statistic"]].format(
-            identity=r["identity"], pairs=int(r["pairs"]), collapsed=int(r["collapsed"])
+            identity=r["identity"], support=support_text(r, r["statistic"]), collapsed=int(r["collapsed"])
         )
         where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {seeds_text(r)})"
         sentence = interval_sentence(subject, r["delta"], r["ci_low"], r["ci_high"], where)
@@ -406,13 +420,12 @@ def calibrated_clause(row: pd.Series, statistic: str) -> str:
     threshold a pooled change can rest on attributes a sparse model predicts for a handful of
     samples, which leave the support as soon as one more seed's model drops below
     ``ba_min_positives`` (README, "Does it measure what the study measured?")."""
-    unit = "pairs" if statistic == "bias_amplification" else "attributes"
     return interval_sentence(
         "At validation-calibrated thresholds (each attribute predicted at its validation rate) it",
         row["delta"],
         row["ci_low"],
         row["ci_high"],
-        f"on {int(row['pairs'])} {unit} ({int(row['collapsed'])} collapsed; {seeds_text(row)})",
+        f"on {support_text(row, statistic)} ({int(row['collapsed'])} collapsed; {seeds_text(row)})",
     )
 
 
