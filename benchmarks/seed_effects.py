@@ -41,15 +41,9 @@ def analysis_settings(config_path: Path) -> AnalysisSettings:
 
 def run_predictions(results: Path) -> dict[tuple[str, str, str], tuple[list, list]]:
     """The joint task's (valid, test) predictions of a results directory, per (dataset, task, arch)."""
-    groups: dict[tuple[str, str, str], tuple[list, list]] = {}
-    for test_path in sorted(results.glob(f"predictions/*/{TASK}/**/test.parquet")):
-        valid = read_predictions(test_path.with_name("valid.parquet"))
-        test = read_predictions(test_path)
-        key = jobs.prediction_group(test[1])
-        groups.setdefault(key, ([], []))
-        groups[key][0].append(valid)
-        groups[key][1].append(test)
-    return groups
+    test_paths = sorted(results.glob(f"predictions/*/{TASK}/**/test.parquet"))
+    valid = [read_predictions(p.with_name("valid.parquet")) for p in test_paths]
+    return jobs.prediction_groups(valid, [read_predictions(p) for p in test_paths])
 
 
 def seed_tables(results: Path, settings: AnalysisSettings) -> pd.DataFrame:

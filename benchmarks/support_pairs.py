@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prunebias.analysis import effects
 from prunebias.data import store
 
 TASK = "joint"
@@ -46,7 +47,7 @@ def pair_table(metrics: pd.DataFrame, n_test: int, min_positives: int) -> pd.Dat
             fewest = pd.concat([counts, n_test - counts]).groupby(level=0).min().min(axis=1)
             change = value[top] - value[0.0]
             defined = value[0.0].notna().all(axis=1)
-            live = fewest.reindex(value.index) >= max(min_positives, 1)
+            live = effects.live_counts(counts, n_test, min_positives).all(axis=1).reindex(value.index, fill_value=False)
             table = change[defined].add_prefix("seed ")
             table["fewest_predicted"] = fewest.reindex(table.index).astype(int)
             table["in_support"] = value.notna().all(axis=1)[defined] & live[defined]

@@ -716,6 +716,16 @@ def prediction_group(meta: dict) -> tuple[str, str, str]:
     return meta["dataset"], meta["task"], meta["arch"]
 
 
+def prediction_groups(
+    valid: list[tuple[pd.DataFrame, dict]], test: list[tuple[pd.DataFrame, dict]]
+) -> dict[tuple[str, str, str], tuple[list, list]]:
+    """Valid and test predictions [(frame, metadata)] per :func:`prediction_group`, in the order of ``test``."""
+    return {
+        key: ([v for v in valid if prediction_group(v[1]) == key], [t for t in test if prediction_group(t[1]) == key])
+        for key in dict.fromkeys(prediction_group(m) for _, m in test)
+    }
+
+
 def paired_effect_table(
     index: pd.DataFrame,
     valid: list[tuple[pd.DataFrame, dict]],
@@ -781,11 +791,8 @@ def effects(
     test = [read_predictions(p) for p in test_paths]
     logs = [(pd.read_parquet(p), read_metadata(p)) for p in log_paths]
     effect_tables, convergence = [], []
-    for key in dict.fromkeys(prediction_group(m) for _, m in test):
-        dataset, task, arch = key
+    for (dataset, task, arch), (group_valid, group_test) in prediction_groups(valid, test).items():
         index = store.load_index(index_paths[dataset])
-        group_valid = [v for v in valid if prediction_group(v[1]) == key]
-        group_test = [t for t in test if prediction_group(t[1]) == key]
         arrays = _model_arrays(index, group_valid, group_test)
         table = _effect_table(index, arrays, group_test[0][0]["id"], settings)
         effect_tables.append(table.assign(dataset=dataset, task=task, arch=arch))

@@ -114,11 +114,16 @@ def model_statistics(
 
 def live_attributes(preds: np.ndarray, min_count: int) -> np.ndarray:
     """(M, A) mask: model m predicts attribute a positive, and negative, for at least ``min_count``
-    samples of ``preds`` (M, n, A), and at least one whatever ``min_count`` (a constant
-    prediction has no R²)."""
-    positives = preds.sum(axis=1)
+    samples of ``preds`` (M, n, A) (:func:`live_counts`)."""
+    return live_counts(preds.sum(axis=1), preds.shape[1], min_count)
+
+
+def live_counts(positives: np.ndarray, n: int, min_count: int) -> np.ndarray:
+    """Whether ``positives`` predicted positives out of ``n`` samples make a live attribute: at
+    least ``min_count`` positives and as many negatives, and at least one of each whatever
+    ``min_count`` (a constant prediction has no R²)."""
     least = max(min_count, 1)
-    return (positives >= least) & (preds.shape[1] - positives >= least)
+    return (positives >= least) & (n - positives >= least)
 
 
 def supports(ba: np.ndarray, live: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
