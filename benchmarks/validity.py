@@ -15,6 +15,8 @@ of the joint task (default threshold, the method's highest sparsity unless state
   ΔBA is largest in magnitude, with its bootstrap CI;
 - the controlled experiments: single-label minus joint ΔBA, and the backdoor BA, dense and
   sparse, with their paired bootstrap intervals;
+- the shortcut control: the dense models mixed with the identity-only predictor (known
+  positive) and with the prevalences (known null), per weight and threshold;
 - over every run given, how often the decoupled twin's BA intervals exclude 0 (its known
   answer is no change: about 5 % of 95 % intervals should).
 - over the runs given (generator seeds), each change at the highest sparsity as a mean over
@@ -140,6 +142,25 @@ def convergence_lines(convergence: pd.DataFrame) -> list[str]:
     ]
 
 
+def shortcut_control_lines(control: pd.DataFrame) -> list[str]:
+    """The known positive and the known null (prunebias.analysis.shortcut_control) at each weight:
+    information kept, ΔBA per identity and Δ identity dependence with their CIs, both thresholds."""
+    lines = []
+    for (dataset, reference, weight, threshold), part in control[control["task"] == "joint"].groupby(
+        ["dataset", "reference", "weight", "threshold"]
+    ):
+        cells = ", ".join(
+            f"{'dBA[' + r['identity'] + ']' if r['statistic'] == 'bias_amplification' else 'identity dependence'} "
+            f"{r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] ({r['pairs']})"
+            for _, r in part.iterrows()
+        )
+        lines.append(
+            f"{dataset} mixed with {reference} at {weight:g} (kept {100 * part['information_kept'].iloc[0]:.0f} %), "
+            f"{threshold}: {cells}"
+        )
+    return lines
+
+
 def cie_lines(headline: pd.DataFrame) -> list[str]:
     rows = headline[(headline["target"] == "cie") & (headline["score"] == "uncertainty")]
     rows = rows.drop_duplicates(["dataset", "method", "sparsity"])
@@ -213,6 +234,11 @@ def main(dirs: list[str]) -> None:
             + rare_value_lines(pd.read_parquet(t / "summary.parquet"))
             + attribute_criterion_lines(pd.read_parquet(t / "criteria" / "attribute_criterion.parquet"))
             + experiment_lines(t)
+            + (
+                shortcut_control_lines(pd.read_parquet(control))
+                if (control := t / "shortcut_control.parquet").exists()
+                else []
+            )
         ):
             print("  " + line)
     every = pd.concat(every_effects, ignore_index=True)

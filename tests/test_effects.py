@@ -232,3 +232,17 @@ def test_training_trend_flags_a_falling_loss():
     # The validation loss has flattened while the training loss still falls; a log without one has NaN.
     assert trend["val_loss_drop_last_epochs"].iloc[0] == pytest.approx(0.0)
     assert np.isnan(trend["val_loss_drop_last_epochs"].iloc[1])
+
+
+def test_a_subset_of_statistics_gives_the_same_rows_as_all_of_them():
+    rng, y, g = _data()
+    models, preds, probs = _models(rng, y, g)
+    cond = metrics.train_conditionals(y, g)
+    kw = dict(attributes=ATTRS, identities=IDENT, n_bootstrap=40)
+    every = effects.paired_effects(models, preds, probs, y, g, cond, **kw)
+    some = effects.paired_effects(models, preds, probs, y, g, cond, statistics=["identity_dependence"], **kw)
+    expected = every[every["statistic"] == "identity_dependence"].reset_index(drop=True)
+    # The bootstrap draws are the same whatever is computed on them.
+    pd.testing.assert_frame_equal(some, expected)
+    with pytest.raises(ValueError, match="unknown statistics \\['ba'\\]"):
+        effects.paired_effects(models, preds, probs, y, g, cond, statistics=["ba"], **kw)

@@ -289,3 +289,53 @@ def test_save_figure_is_deterministic(tmp_path, metrics):
     second = figures.save_figure(figures.accuracy_auc(metrics), tmp_path / "b")
     for p, q in zip(first, second):
         assert p.read_bytes() == q.read_bytes()
+
+
+def test_shortcut_control_figure_sets_the_pruned_models_beside_the_mixtures():
+    from prunebias.plots import figures_effects
+
+    setting = dict(dataset="synth", task="joint", arch="cnn")
+    control = pd.DataFrame(
+        [
+            dict(reference=r, weight=w, information_kept=1 - w / 2, threshold=t, statistic=s, identity=i, delta=0.01)
+            for r in ("identity", "prior")
+            for w in (0.4, 0.8)
+            for t in ("default", "calibrated")
+            for s, i in (
+                ("bias_amplification", "Male"),
+                ("bias_amplification", "Young"),
+                ("identity_dependence", "all"),
+            )
+        ]
+    ).assign(ci_low=0.0, ci_high=0.02, **setting)
+    effects = pd.DataFrame(
+        [
+            dict(method="gmp_pt", sparsity=x, threshold=t, statistic=s, identity=i, delta=0.02)
+            for x in (0.9, 0.98)
+            for t in ("default", "calibrated")
+            for s, i in (
+                ("bias_amplification", "Male"),
+                ("bias_amplification", "Young"),
+                ("identity_dependence", "all"),
+                ("uncertainty", "all"),
+            )
+        ]
+    ).assign(ci_low=0.01, ci_high=0.03, **setting)
+    convergence = pd.DataFrame(
+        [
+            dict(method="gmp_pt", sparsity=x, seed=s, information_kept=k)
+            for x, k in ((0.9, 1.0), (0.98, 0.7))
+            for s in (1, 2)
+        ]
+    ).assign(**setting)
+    fig = figures_effects.shortcut_control(control, effects, convergence)
+    axes = [ax for ax in fig.axes if ax.get_ylabel()]
+    assert len(axes) == 6  # (default, calibrated) x (Male, Young, identity dependence)
+    assert [ax.get_ylabel() for ax in axes[:3]] == ["ΔBA w.r.t. Male", "ΔBA w.r.t. Young", "Δ identity dependence (R²)"]
+    first = axes[0]
+    # Two mixture lines of two weights and the two pruned sparsities, each an errorbar container.
+    assert [len(c.lines[0].get_xdata()) for c in first.containers] == [2, 2, 2]
+    assert first.containers[2].lines[0].get_xdata().tolist() == [1.0, 0.7] and first.xaxis_inverted()
+    assert {t.get_text() for t in first.texts} == {"90%", "98%"}
+    with pytest.raises(ValueError, match="shortcut control table"):
+        figures_effects.shortcut_control(control.drop(columns="weight"), effects, convergence)

@@ -35,8 +35,9 @@ from prunebias.report.sentences import (
     findings,
     predictor_sentence,
     routing_sentence,
+    shortcut_control_sentences,
 )
-from prunebias.report.tables import Table, key_table
+from prunebias.report.tables import Table, key_table, shortcut_control_table
 
 SETTING = {"dataset": "synth", "task": "joint", "arch": "cnn"}
 SPARSITIES = [0.5, 0.9, 0.99]
@@ -760,3 +761,56 @@ def test_gallery_budget_leaves_out_images_past_it():
     # the first card already uses more than 10 bytes, but a section is only cut at its start
     assert sections[0]["cards"][0]["src"].startswith("data:image/png") and not sections[0]["no_images"]
     assert sections[1]["no_images"] and sections[1]["cards"][0]["src"] is None
+
+
+def _control_table():
+    rows = []
+    for reference, weight, kept in (
+        ("identity", 0.4, 0.9),
+        ("identity", 0.8, 0.6),
+        ("prior", 0.4, 0.85),
+        ("prior", 0.8, 0.5),
+    ):
+        for threshold in ("default", "calibrated"):
+            for statistic, identity in (("bias_amplification", "Male"), ("identity_dependence", "all")):
+                delta = weight / 10 if reference == "identity" else (-0.01 if threshold == "default" else 0.0)
+                rows.append(
+                    dict(
+                        reference=reference,
+                        weight=weight,
+                        information_kept=kept,
+                        threshold=threshold,
+                        statistic=statistic,
+                        identity=identity,
+                        pairs=7,
+                        delta=delta,
+                        ci_low=delta - 0.005,
+                        ci_high=delta + 0.005,
+                    )
+                )
+    return pd.DataFrame(rows).assign(dataset="synth", task="joint", arch="cnn")
+
+
+def test_shortcut_control_sentences_take_the_mixtures_that_kept_as_much_as_the_pruned_models():
+    intro, male, dependence = shortcut_control_sentences(_control_table(), kept=0.62)
+    assert intro.startswith(
+        "Shortcut control: the dense models mixed with the identity-only predictor (known positive) at weight 0.8 "
+        "keep 60% and with the prevalences (known null) at weight 0.8 keep 50% of the dense model's information "
+        "(the pruned models at the highest sparsity keep 62%)."
+    )
+    assert male == (
+        "BA w.r.t. Male: +0.080 [+0.075, +0.085] (identity), -0.010 [-0.015, -0.005] (prior) at the default threshold; "
+        "+0.080 [+0.075, +0.085] (identity), +0.000 [-0.005, +0.005] (prior) at calibrated thresholds."
+    )
+    assert dependence.startswith("Identity dependence: +0.080")
+    # Closer to the weight-0.4 mixtures: those are read; without the pruned models' figure, the largest weight.
+    assert "at weight 0.4" in shortcut_control_sentences(_control_table(), kept=0.88)[0]
+    assert "(the pruned models" not in shortcut_control_sentences(_control_table(), kept=None)[0]
+    assert shortcut_control_sentences(_control_table().iloc[:0], kept=0.6) == []
+
+
+def test_shortcut_control_table_has_a_row_per_change():
+    table = shortcut_control_table(_control_table())
+    assert len(table.rows) == 16 and "mixed with" in table.columns and "change [95 % CI]" in table.columns
+    texts = {row[table.columns.index("mixed with")][0] for row in table.rows}
+    assert texts == {"identity-only predictor (known positive)", "prevalences (known null)"}

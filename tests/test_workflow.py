@@ -111,6 +111,20 @@ def test_effects_convergence_and_design_tables(finished):
     assert "information kept" in html and "95 % CI" in html and "Design of the synthetic data set synth" in html
 
 
+def test_shortcut_control_table_figure_and_report_section(finished):
+    res = finished / "results"
+    control = pd.read_parquet(res / "tables/shortcut_control.parquet")
+    assert set(control["reference"]) == {"identity", "prior"} and set(control["threshold"]) == {"default", "calibrated"}
+    assert sorted(control["weight"].unique()) == [0.2, 0.4, 0.6, 0.8]  # the schema's default
+    assert set(control["statistic"]) == {"bias_amplification", "identity_dependence"}
+    # The known null is exactly 0 at calibrated thresholds, wherever it is defined.
+    null = control[(control["reference"] == "prior") & (control["threshold"] == "calibrated")].dropna(subset=["delta"])
+    assert len(null) and (null[["delta", "ci_low", "ci_high"]] == 0).all().all()
+    assert (res / "figures/shortcut_control.svg").exists() and (res / "figures/shortcut_control.png").exists()
+    html = (res / "report.html").read_text()
+    assert "Known positive and known null: the shortcut control" in html and 'id="fig-shortcut_control"' in html
+
+
 def test_second_dry_run_has_nothing_to_do(finished):
     assert planned_jobs(finished) == {}
 
@@ -123,7 +137,7 @@ def test_decoupled_twin_beside_the_main_data_runs_only_its_own_models(finished):
 
     jobs = planned_jobs(finished, config=variant(finished, add_twin))
     assert jobs["prepare"] == 1 and jobs["train_dense"] == 1 and jobs["prune"] == 4 and jobs["predict"] == 5, jobs
-    assert jobs["effects"] == 1 and jobs["design"] == 1, jobs
+    assert jobs["effects"] == 1 and jobs["shortcut_control"] == 1 and jobs["design"] == 1, jobs
 
 
 def test_analysis_setting_reruns_only_analysis(finished):

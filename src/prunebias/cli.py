@@ -180,6 +180,16 @@ def cmd_effects(a):
     jobs.effects(index, a.valid, a.test, a.logs, settings, a.out_effects, a.out_convergence, a.out_figure)
 
 
+def cmd_shortcut_control(a):
+    from prunebias import jobs
+    from prunebias.settings import AnalysisSettings
+
+    settings = AnalysisSettings.from_json(a.settings)
+    jobs.shortcut_control(
+        dict(_pairs(a.index)), a.valid, a.test, a.effects, a.convergence, settings, a.out, a.out_figure
+    )
+
+
 def cmd_design(a):
     from prunebias import jobs
 
@@ -361,6 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-convergence", required=True)
     p.add_argument("--out-figure", required=True, help="figure path without extension (.png and .svg are written)")
     p.set_defaults(func=cmd_effects)
+
+    p = sub.add_parser(
+        "shortcut-control",
+        help="dense models mixed with an identity-only predictor and with the prior, as a known positive and null",
+    )
+    _model_predictions(p)
+    p.add_argument("--effects", required=True, help="effects.parquet (the sparse models shown beside the mixtures)")
+    p.add_argument("--convergence", required=True, help="convergence.parquet (their information kept)")
+    p.add_argument("--settings", type=_json, required=True, help="analysis settings (JSON)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-figure", required=True, help="figure path without extension (.png and .svg are written)")
+    p.set_defaults(func=cmd_shortcut_control)
 
     p = sub.add_parser("design", help="the synthetic benchmark's design table (prevalence per group, cue strength)")
     _data_files(p, triggered=False)

@@ -737,8 +737,11 @@ def paired_effect_table(
     return _effect_table(index, _model_arrays(index, valid, test), test[0][0]["id"], settings)
 
 
-def _effect_table(index: pd.DataFrame, arrays: tuple, test_ids: pd.Series, settings: AnalysisSettings) -> pd.DataFrame:
-    """:func:`paired_effect_table` from the group's :func:`_model_arrays` and its test sample ids."""
+def _effect_table(
+    index: pd.DataFrame, arrays: tuple, test_ids: pd.Series, settings: AnalysisSettings, statistics=None
+) -> pd.DataFrame:
+    """:func:`prunebias.analysis.effects.paired_effects` at both threshold kinds, from the group's
+    :func:`_model_arrays` and its test sample ids (``statistics``: all of them by default)."""
     from prunebias.analysis import effects as eff
     from prunebias.analysis.metrics import train_conditionals
 
@@ -758,6 +761,7 @@ def _effect_table(index: pd.DataFrame, arrays: tuple, test_ids: pd.Series, setti
             attributes=attributes,
             identities=identities,
             uncertainty_band=settings.uncertainty_band,
+            statistics=statistics or eff.STATISTICS,
             **_bootstrap_options(settings),
         ).assign(threshold=kind)
         for kind, preds in _thresholded(z_valid, z_test, y_valid).items()
@@ -830,3 +834,90 @@ def design(index_path: str | os.PathLike, images_path: str | os.PathLike, cfg: d
     )
     write_parquet(table, out)
     log(table.to_string(index=False, float_format="%.3f"))
+
+
+def shortcut_control(
+    index_paths: dict[str, str],
+    valid_paths: list[str],
+    test_paths: list[str],
+    effects_path: str | os.PathLike,
+    convergence_path: str | os.PathLike,
+    settings: AnalysisSettings,
+    out: str | os.PathLike,
+    out_figure: str,
+) -> None:
+    """The dense models mixed with the reference predictors (prunebias.analysis.shortcut_control),
+    compared with themselves like sparse models; the figure sets the effects' sparse models beside them.
+
+    ``valid_paths`` and ``test_paths`` are the dense models' predictions, grouped by (dataset,
+    task, arch) from their metadata.
+    """
+    from prunebias.analysis.effects import EFFECT_COLUMNS
+    from prunebias.io import read_predictions
+    from prunebias.plots import figures_effects
+    from prunebias.plots.figures import save_figure
+
+    valid = [read_predictions(p) for p in valid_paths]
+    test = [read_predictions(p) for p in test_paths]
+    tables = [
+        _shortcut_control_group(store.load_index(index_paths[dataset]), group_valid, group_test, settings).assign(
+            dataset=dataset, task=task, arch=arch
+        )
+        for (dataset, task, arch), (group_valid, group_test) in prediction_groups(valid, test).items()
+    ]
+    columns = ["dataset", "task", "arch", "reference", "weight", "information_kept"]
+    table = pd.concat(tables, ignore_index=True)
+    table = table[columns + [c for c in EFFECT_COLUMNS if c not in ("method", "sparsity")]]
+    write_parquet(table, out)
+    figure = figures_effects.shortcut_control(table, pd.read_parquet(effects_path), pd.read_parquet(convergence_path))
+    save_figure(figure, out_figure)
+    log(table[table["statistic"] == "bias_amplification"].to_string(index=False, max_rows=80, float_format="%.4f"))
+
+
+def _shortcut_control_group(
+    index: pd.DataFrame, valid: list[tuple[pd.DataFrame, dict]], test: list[tuple[pd.DataFrame, dict]], settings
+) -> pd.DataFrame:
+    """The shortcut control of one (dataset, task, arch)'s dense models: :func:`_effect_table` of
+    them and their mixtures, one pseudo-method per (reference, weight) so that each weight gets
+    its own support, with each mixture's mean information kept over seeds."""
+    from prunebias.analysis import effects as eff
+    from prunebias.analysis import shortcut_control as control
+
+    identities = settings.identities
+    models, attributes, z_valid, z_test, y_valid, y_test = _model_arrays(index, valid, test)
+    by_id, train = index.set_index("id"), index[index["split"] == "train"]
+    train_labels, train_groups = train[attributes].to_numpy(bool), train[identities].to_numpy(bool)
+    split_groups = {
+        split: by_id.loc[frames[0][0]["id"], identities].to_numpy(bool)
+        for split, frames in (("valid", valid), ("test", test))
+    }
+    prior_bce = eff.prior_bce(train_labels, y_valid)
+    dense_bce = [eff.mean_bce(z, y_valid) for z in z_valid]
+    rows, z_mixed, kept = [models], {"valid": [z_valid], "test": [z_test]}, {}
+    for reference in control.REFERENCES:
+        ref = {
+            split: control.reference_logits(
+                reference, train_labels, train_groups, groups, attributes=attributes, identities=identities
+            )
+            for split, groups in split_groups.items()
+        }
+        for weight in settings.shortcut_weights:
+            mixed = {split: control.mix(z, ref[split], weight) for split, z in (("valid", z_valid), ("test", z_test))}
+            for split in z_mixed:
+                z_mixed[split].append(mixed[split])
+            rows.append(models.assign(method=f"{reference} {weight}", reference=reference, sparsity=weight))
+            kept[f"{reference} {weight}"] = np.mean(
+                [
+                    eff.information_kept(eff.mean_bce(z, y_valid), d, prior_bce)
+                    for z, d in zip(mixed["valid"], dense_bce)
+                ]
+            )
+    every = pd.concat(rows, ignore_index=True)
+    arrays = (every, attributes, np.concatenate(z_mixed["valid"]), np.concatenate(z_mixed["test"]), y_valid, y_test)
+    table = _effect_table(index, arrays, test[0][0]["id"], settings, control.STATISTICS)
+    reference_of = every.dropna(subset=["reference"]).drop_duplicates("method").set_index("method")["reference"]
+    return table.assign(
+        reference=table["method"].map(reference_of),
+        weight=table["sparsity"],
+        information_kept=table["method"].map(kept),
+    )

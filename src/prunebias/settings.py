@@ -115,12 +115,13 @@ class AnalysisSettings:
     bootstrap: int
     gallery_size: int
     seed: int
+    shortcut_weights: list[float]
 
     @classmethod
     def from_json(cls, data: Any) -> AnalysisSettings:
         """The settings from their JSON form (``{"identities": ..., **config["analysis"]}``)."""
         fields = _fields(cls, data, "analysis settings")
-        for key in ("identities", "flag_fractions", "routing_fractions"):
+        for key in ("identities", "flag_fractions", "routing_fractions", "shortcut_weights"):
             fields[key] = list(fields[key])
         fields["uncertainty_band"] = tuple(fields["uncertainty_band"])
         return cls(**fields)

@@ -246,6 +246,12 @@ def user_dense_file(w):
     return config["datasets"][w.dataset]["dense_models"][w.arch]["file"].replace("{seed}", w.seed)
 
 
+def is_dense(model):
+    """Whether ``model`` (a model path) is a dense model."""
+    *_, run = model.split("/", 3)
+    return run.startswith("dense/")
+
+
 def is_trained(model):
     """Whether prunebias trained ``model`` (a model path), as opposed to importing it or its predictions,
     or quantizing it (int8: calibrated, no training log)."""
@@ -485,9 +491,10 @@ def train_log(model):
 
 
 def effects_outputs():
+    """The tables of the effects and of their shortcut control, where there are pruned models."""
     if not effects_models():
         return []
-    return [f"{RESULTS}/tables/effects.parquet", f"{RESULTS}/tables/convergence.parquet"]
+    return [f"{RESULTS}/tables/{name}.parquet" for name in ("effects", "convergence", "shortcut_control")]
 
 
 def synthetic_datasets():
@@ -506,7 +513,7 @@ CAPTIONS = sorted(str(p) for p in (Path(workflow.basedir) / "reports" / "caption
 def report_figures():
     """Figures shown in the audit report, in order: the study's (prunebias.plots.figures), then the experiments'."""
     main = [f"{RESULTS}/figures/{name}.svg" for name in METRIC_FIGURES + COST_FIGURES]
-    main += [f"{RESULTS}/figures/effects.svg"] if effects_outputs() else []
+    main += [f"{RESULTS}/figures/{name}.svg" for name in ("effects", "shortcut_control")] if effects_outputs() else []
     main += [f for f in criteria_figure_files() if f.endswith(".svg")]
     return main + [f for f in experiment_outputs() if f.startswith(f"{RESULTS}/figures/") and f.endswith(".svg")]
 

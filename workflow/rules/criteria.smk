@@ -90,6 +90,38 @@ rule effects:
         " --out-convergence {output.convergence} --out-figure {params.stem} > {log} 2>&1"
 
 
+# A known positive and a known null for the effects: the dense models mixed with the training
+# set's identity-only predictor and with its prevalences (prunebias.analysis.shortcut_control).
+rule shortcut_control:
+    input:
+        index=expand(f"{RESULTS}/data/{{dataset}}/index.parquet", dataset=GRID["datasets"]),
+        valid=[f"{RESULTS}/predictions/{m}/valid.parquet" for m in effects_models() if is_dense(m)],
+        test=[f"{RESULTS}/predictions/{m}/test.parquet" for m in effects_models() if is_dense(m)],
+        effects=rules.effects.output.effects,
+        convergence=rules.effects.output.convergence,
+        code=stage_code("shortcut-control"),
+    output:
+        table=f"{RESULTS}/tables/shortcut_control.parquet",
+        png=report(
+            f"{RESULTS}/figures/shortcut_control.png",
+            category="Metrics vs sparsity",
+            caption="../../reports/captions/shortcut_control.rst",
+        ),
+        svg=f"{RESULTS}/figures/shortcut_control.svg",
+    log:
+        f"{RESULTS}/logs/shortcut_control.log",
+    conda:
+        CONDA_ENV
+    params:
+        settings=as_json(ANALYSIS),
+        index=per_dataset("index"),
+        stem=figure_stem,
+    shell:
+        "python -m prunebias.cli shortcut-control --index {params.index} --valid {input.valid} --test {input.test}"
+        " --effects {input.effects} --convergence {input.convergence} --settings {params.settings:q}"
+        " --out {output.table} --out-figure {params.stem} > {log} 2>&1"
+
+
 # The synthetic benchmark's design as measured numbers (prevalence per group, cue strength).
 rule design:
     input:

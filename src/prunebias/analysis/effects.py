@@ -78,38 +78,44 @@ def model_statistics(
     identities: Sequence[str],
     min_positives: int,
     min_relative_gap: float,
+    statistics: Sequence[str] = STATISTICS,
 ) -> dict[str, np.ndarray]:
     """Per-model statistics of M models under B resamplings of one test split, before any mean over attributes.
 
     ``preds`` (M, n, A) bool predictions, ``uncertain`` (M, n, A) bool (0.1 < p < 0.9),
     ``weights`` (B, n) integer counts of each test sample in each resampling (all ones: the
-    sample itself). Returns ``ba`` (B, M, G, A), ``interdependence`` and
-    ``identity_dependence`` (B, M, A) per attribute, and ``uncertainty`` (B, M), the mean over
-    attributes.
+    sample itself). Returns, of the ``statistics`` asked for, ``ba`` (B, M, G, A),
+    ``interdependence`` and ``identity_dependence`` (B, M, A) per attribute, and
+    ``uncertainty`` (B, M), the mean over attributes.
     """
-    ba = metrics.bias_amplification_batch(
-        preds,
-        labels,
-        groups,
-        conditionals,
-        attributes=attributes,
-        identities=identities,
-        min_positives=min_positives,
-        min_relative_gap=min_relative_gap,
-        weights=weights,
-    )
-    ident = np.stack(
-        [
-            dependence.identity_dependence(p, groups, attributes=attributes, identities=identities, weights=weights)
-            for p in preds
-        ],
-        axis=1,
-    )
-    inter = np.stack([dependence.interdependence(p, weights=weights) for p in preds], axis=1)
-    # Uncertain outputs per sample first (integers): the weighted sum is then a small, exact product.
-    unc = weights.astype(np.float64) @ uncertain.sum(axis=2, dtype=np.float64).T
-    unc /= weights.sum(axis=1, keepdims=True) * preds.shape[2]
-    return {"ba": ba, "uncertainty": unc, "interdependence": inter, "identity_dependence": ident}
+    out = {}
+    if "bias_amplification" in statistics:
+        out["ba"] = metrics.bias_amplification_batch(
+            preds,
+            labels,
+            groups,
+            conditionals,
+            attributes=attributes,
+            identities=identities,
+            min_positives=min_positives,
+            min_relative_gap=min_relative_gap,
+            weights=weights,
+        )
+    if "uncertainty" in statistics:
+        # Uncertain outputs per sample first (integers): the weighted sum is then a small, exact product.
+        unc = weights.astype(np.float64) @ uncertain.sum(axis=2, dtype=np.float64).T
+        out["uncertainty"] = unc / (weights.sum(axis=1, keepdims=True) * preds.shape[2])
+    if "interdependence" in statistics:
+        out["interdependence"] = np.stack([dependence.interdependence(p, weights=weights) for p in preds], axis=1)
+    if "identity_dependence" in statistics:
+        out["identity_dependence"] = np.stack(
+            [
+                dependence.identity_dependence(p, groups, attributes=attributes, identities=identities, weights=weights)
+                for p in preds
+            ],
+            axis=1,
+        )
+    return out
 
 
 def live_attributes(preds: np.ndarray, min_count: int) -> np.ndarray:
@@ -163,8 +169,9 @@ def paired_effects(
     n_bootstrap: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    statistics: Sequence[str] = STATISTICS,
 ) -> pd.DataFrame:
-    """Changes of every statistic against dense, with paired bootstrap intervals (see module doc).
+    """Changes of each of ``statistics`` against dense, with paired bootstrap intervals (see module doc).
 
     ``min_positives`` is BA's rule (test positives per identity group) and the least number of
     predicted positives, and negatives, of a live attribute.
@@ -208,15 +215,29 @@ def paired_effects(
     kw = dict(attributes=attributes, identities=identities, min_relative_gap=min_relative_gap)
     n = labels.shape[0]
     whole = np.ones((1, n), int)
+    unknown = sorted(set(statistics) - set(STATISTICS))
+    if unknown:
+        raise ValueError(f"unknown statistics {unknown}; expected some of {list(STATISTICS)}")
+    # The whole split's BA always: it decides the supports.
     full = {
         k: v[0]
         for k, v in model_statistics(
-            preds, uncertain, labels, groups, conditionals, whole, min_positives=min_positives, **kw
+            preds,
+            uncertain,
+            labels,
+            groups,
+            conditionals,
+            whole,
+            min_positives=min_positives,
+            statistics={"bias_amplification", *statistics},
+            **kw,
         ).items()
     }
     weights, seed_draws = bootstrap_draws(n, len(seeds), n_bootstrap, seed)
     # min_positives=0: the support rules were applied once, on the whole split (module doc).
-    draws = model_statistics(preds, uncertain, labels, groups, conditionals, weights, min_positives=0, **kw)
+    draws = model_statistics(
+        preds, uncertain, labels, groups, conditionals, weights, min_positives=0, statistics=statistics, **kw
+    )
 
     live = live_attributes(preds, min_positives)
     targets = np.array([a not in set(identities) for a in attributes])
@@ -238,7 +259,7 @@ def paired_effects(
             if set(sparse_of) != set(seeds):
                 raise ValueError(f"{method} at sparsity {sparsity} lacks seeds {sorted(set(seeds) - set(sparse_of))}")
             sparse_rows = np.array([sparse_of[s] for s in seeds])
-            for statistic in STATISTICS:
+            for statistic in statistics:
                 key = "ba" if statistic == "bias_amplification" else statistic
                 dense_full = full_values[key][dense_rows]  # (S,) or (S, G)
                 sparse_full = full_values[key][sparse_rows]
@@ -359,10 +380,15 @@ def mean_bce(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.where(y, log_expit(z), log_expit(-z)).mean())
 
 
-def prior_bce(train_labels: np.ndarray, labels: np.ndarray) -> float:
-    """BCE of predicting each attribute's training prevalence (clipped away from 0 and 1) for ``labels``."""
+def prior_logits(train_labels: np.ndarray) -> np.ndarray:
+    """(A,) logits of each attribute's training prevalence, clipped away from 0 and 1."""
     prevalence = np.clip(np.asarray(train_labels, dtype=bool).mean(axis=0), 1e-6, 1 - 1e-6)
-    return mean_bce(np.broadcast_to(np.log(prevalence / (1 - prevalence)), labels.shape), labels)
+    return np.log(prevalence / (1 - prevalence))
+
+
+def prior_bce(train_labels: np.ndarray, labels: np.ndarray) -> float:
+    """BCE of predicting each attribute's training prevalence (:func:`prior_logits`) for ``labels``."""
+    return mean_bce(np.broadcast_to(prior_logits(train_labels), labels.shape), labels)
 
 
 def information_kept(bce_model: float, bce_dense: float, bce_prior: float) -> float:

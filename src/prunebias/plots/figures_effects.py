@@ -67,3 +67,85 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
                 ax.legend(fontsize="x-small", loc="best")
     fig.suptitle(f"Change against dense, mean over seeds, 95 % paired bootstrap CI ({threshold} threshold)")
     return fig
+
+
+#: How the shortcut control's references are drawn: legend text, colour, marker.
+_REFERENCE_STYLE = {
+    "identity": ("dense mixed with identity-only predictor (known positive)", "tab:red", "o"),
+    "prior": ("dense mixed with prevalences (known null)", "0.45", "s"),
+}
+
+
+def _errorbar(ax, x, frame: pd.DataFrame, **style) -> None:
+    y = frame["delta"].to_numpy()
+    err = np.abs(np.stack([y - frame["ci_low"].to_numpy(), frame["ci_high"].to_numpy() - y]))
+    ax.errorbar(x, y, yerr=err, capsize=3, **style)
+
+
+@styled
+def shortcut_control(control: pd.DataFrame, effects_table: pd.DataFrame, convergence: pd.DataFrame) -> Figure:
+    """ΔBA per identity and Δ identity dependence against the information a model kept: the
+    shortcut control's mixtures (lines) and the pruned models of the same (dataset, task, arch)
+    (points, labelled with their sparsity), one row per group and threshold, 95 % CI bars."""
+    require_columns(
+        control,
+        [
+            *SETTING,
+            "reference",
+            "weight",
+            "information_kept",
+            "threshold",
+            "statistic",
+            "identity",
+            "delta",
+            "ci_low",
+            "ci_high",
+        ],
+        "shortcut control table",
+    )
+    kept = convergence.groupby([*SETTING, "method", "sparsity"], as_index=False)["information_kept"].mean()
+    pruned = effects_table.merge(kept, on=[*SETTING, "method", "sparsity"], how="inner")
+    identities = list(dict.fromkeys(control.loc[control["statistic"] == "bias_amplification", "identity"]))
+    panels = [("bias_amplification", g, f"ΔBA w.r.t. {g}") for g in identities]
+    panels.append(("identity_dependence", "all", "Δ identity dependence (R²)"))
+    rows = list(control[[*SETTING, "threshold"]].drop_duplicates().itertuples(index=False, name=None))
+    fig = Figure(figsize=(3.2 * len(panels) + 0.6, 2.9 * max(1, len(rows)) + 0.9), layout="constrained")
+    axes = fig.subplots(max(1, len(rows)), len(panels), squeeze=False)
+    for r, (dataset, task, arch, threshold) in enumerate(rows):
+        key = {"dataset": dataset, "task": task, "arch": arch, "threshold": threshold}
+        mine = control[(control[list(key)] == pd.Series(key)).all(axis=1)]
+        theirs = pruned[(pruned[list(key)] == pd.Series(key)).all(axis=1)]
+        for c, (statistic, identity, ylabel) in enumerate(panels):
+            ax = axes[r, c]
+            for reference, (label, color, marker) in _REFERENCE_STYLE.items():
+                line = mine[
+                    (mine["reference"] == reference) & (mine["statistic"] == statistic) & (mine["identity"] == identity)
+                ]
+                line = line.sort_values("weight")
+                _errorbar(ax, line["information_kept"], line, color=color, marker=marker, label=label)
+            points = theirs[(theirs["statistic"] == statistic) & (theirs["identity"] == identity)]
+            for i, (method, part) in enumerate(points.groupby("method", sort=False)):
+                _errorbar(
+                    ax,
+                    part["information_kept"],
+                    part,
+                    color=f"C{i}",
+                    marker="^",
+                    ls="none",
+                    ms=7,
+                    label=f"pruned: {METHOD_LEGENDS.get(method, method)}",
+                )
+                for x, y, s in zip(part["information_kept"], part["delta"], part["sparsity"]):
+                    ax.annotate(f"{s:.0%}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
+            ax.axhline(0.0, color="0.3", lw=0.8)
+            ax.invert_xaxis()  # left to right as the sparsity axes: from all the dense model knew to less
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{dataset} / {arch} ({threshold} threshold)", fontsize="small")
+            if r == len(rows) - 1:
+                ax.set_xlabel("information kept")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize="small")
+    fig.suptitle(
+        "Shortcut control: change against dense vs information kept, mean over seeds, 95 % paired bootstrap CI"
+    )
+    return fig

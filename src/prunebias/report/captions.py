@@ -17,7 +17,7 @@ from pathlib import Path
 from prunebias.report.tables import CRITERIA_TABLES
 
 #: The tables whose captions (``reports/captions/tables/<name>.rst``) the report reads.
-TABLE_CAPTIONS = ("summary", "group_gaps", "metrics", *CRITERIA_TABLES)
+TABLE_CAPTIONS = ("summary", "group_gaps", "metrics", "shortcut_control", *CRITERIA_TABLES)
 #: MIME type of each figure format the report embeds, in order of preference (SVG: sharp at any size).
 FIGURE_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 

@@ -34,6 +34,7 @@ from prunebias.report.tables import (
     group_gap_table,
     key_table,
     matched_table,
+    shortcut_control_table,
 )
 from prunebias.vocabulary import MODEL, SETTING
 
@@ -73,8 +74,11 @@ def report_context(
     if "susceptible_samples" in criteria:
         galleries = setting_galleries(criteria["susceptible_samples"], settings_of(main), identities, images)
     captions = {name: table_caption_html(text) for name, text in (table_captions or {}).items()}
-    convergence = criteria.pop("convergence", None)
-    effects = criteria.pop("effects", None)
+    # Shown in their own sections and read by the findings, not criteria tables.
+    effect_tables = {
+        name: criteria.pop(name) for name in ("effects", "convergence", "shortcut_control") if name in criteria
+    }
+    convergence, control = effect_tables.get("convergence"), effect_tables.get("shortcut_control")
     experiment_tables = [criteria.pop(name, None) for name in ("single_vs_joint", "backdoor")]
     points = cost_points(main)
     criteria_tables = criteria_section(criteria)
@@ -82,9 +86,11 @@ def report_context(
         entry["caption"] = captions.get(entry["name"], "")
     return {
         "title": title,
-        "findings": findings(main, criteria | ({"effects": effects} if effects is not None else {})),
+        "findings": findings(main, criteria | effect_tables),
         "experiment_findings": experiment_findings(*experiment_tables),
         "convergence": convergence_table(convergence) if convergence is not None else None,
+        "shortcut_control": shortcut_control_table(control) if control is not None else None,
+        "shortcut_control_caption": captions.get("shortcut_control", ""),
         "design": design_table(design, identities) if design else [],
         "grid": grid_table(metrics),
         "identities": identities,

@@ -352,6 +352,10 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
             )
             if "effects" in tables:
                 sentences += effect_sentences(tables["effects"], method)
+            if "shortcut_control" in tables:
+                sentences += shortcut_control_sentences(
+                    tables["shortcut_control"], method_information_kept(tables.get("convergence"), method)
+                )
             sentences += _criteria_sentences(tables, method)
             out.append({"setting": " / ".join(setting), "method": method_text(method), "sentences": sentences})
     return out
@@ -541,3 +545,65 @@ def _criteria_sentences(tables: Mapping[str, pd.DataFrame], method: str) -> list
             + "."
         )
     return sentences
+
+
+def method_information_kept(convergence: pd.DataFrame | None, method: str) -> float | None:
+    """Mean information kept by ``method``'s models at its highest sparsity (None without a convergence table)."""
+    if convergence is None:
+        return None
+    rows = convergence[convergence["method"] == method]
+    if rows.empty:
+        return None
+    _, top = _at_top_sparsity(rows)
+    kept = float(top["information_kept"].mean())
+    return kept if is_finite(kept) else None
+
+
+THRESHOLD_WORDS = {"default": "at the default threshold", "calibrated": "at calibrated thresholds"}
+#: The shortcut control's references in the findings, by reference (prunebias.analysis.shortcut_control).
+CONTROL_WORDS = {"identity": "the identity-only predictor (known positive)", "prior": "the prevalences (known null)"}
+
+
+def shortcut_control_sentences(control: pd.DataFrame, kept: float | None) -> list[str]:
+    """The known positive and the known null beside a method: per reference, the mixture whose
+    information kept is nearest ``kept`` (the method's, at its highest sparsity; the largest
+    weight without it), its change per statistic and identity at both thresholds."""
+    chosen = {}
+    for reference in CONTROL_WORDS:
+        rows = control[control["reference"] == reference]
+        if rows.empty:
+            continue
+        chosen[reference] = (
+            _nearest(rows, "information_kept", kept)
+            if kept is not None
+            else rows[rows["weight"] == rows["weight"].max()]
+        )
+    if not chosen:
+        return []
+    mixtures = " and ".join(
+        f"with {CONTROL_WORDS[ref]} at weight {rows['weight'].iloc[0]:g} keep {percent_text(rows['information_kept'].iloc[0], 0)}"
+        for ref, rows in chosen.items()
+    )
+    matched = f" (the pruned models at the highest sparsity keep {percent_text(kept, 0)})" if kept is not None else ""
+    out = [
+        f"Shortcut control: the dense models mixed {mixtures} of the dense model's information{matched}. "
+        "Changes against dense, 95 % CI, with each:"
+    ]
+    first = next(iter(chosen.values()))
+    for (statistic, identity), _ in first.groupby(["statistic", "identity"], sort=False):
+        parts = []
+        for threshold in ("default", "calibrated"):
+            cells = []
+            for ref, rows in chosen.items():
+                row = rows[
+                    (rows["statistic"] == statistic) & (rows["identity"] == identity) & (rows["threshold"] == threshold)
+                ]
+                if len(row):
+                    r = row.iloc[0]
+                    cells.append(
+                        f"{number_text(r['delta'], '+.3f')} [{number_text(r['ci_low'], '+.3f')}, {number_text(r['ci_high'], '+.3f')}] ({ref})"
+                    )
+            parts.append(f"{', '.join(cells)} {THRESHOLD_WORDS[threshold]}")
+        subject = f"BA w.r.t. {identity}" if statistic == "bias_amplification" else "Identity dependence"
+        out.append(f"{subject}: {'; '.join(parts)}.")
+    return out

@@ -323,3 +323,32 @@ def matched_table(points: pd.DataFrame, max_drop: float = MATCHED_DROP) -> Table
         "methods with none are left out. Sorted by ΔBA: the first row adds the least bias at that accuracy. "
         "Plain means over seeds; the support-stable changes with bootstrap intervals, per method, are in the effects table.",
     )
+
+
+# ---------------------------------------------------------------- the shortcut control
+#: The shortcut control's references in words (prunebias.analysis.shortcut_control.REFERENCES).
+REFERENCE_LABELS = {"identity": "identity-only predictor (known positive)", "prior": "prevalences (known null)"}
+
+
+def shortcut_control_table(control: pd.DataFrame) -> Table:
+    """Every change of the shortcut control: per reference, weight, threshold, statistic and identity."""
+    rows = control.assign(
+        change=[
+            f"{number_text(v, '+.3f')} [{number_text(lo, '+.3f')}, {number_text(hi, '+.3f')}]"
+            for v, lo, hi in zip(control["delta"], control["ci_low"], control["ci_high"])
+        ],
+        statistic_label=control["statistic"].map(
+            {"bias_amplification": "ΔBA", "identity_dependence": "Δ identity dependence"}
+        ),
+    ).sort_values([*SETTING, "threshold", "statistic", "identity", "reference", "weight"])
+    columns = setting_columns(rows) | {
+        "reference": Column("mixed with", REFERENCE_LABELS.get, numeric=False),
+        "weight": Column("weight", lambda v: number_text(v, ".1f")),
+        "information_kept": Column("information kept", lambda v: percent_text(v, 0)),
+        "threshold": Column("threshold"),
+        "statistic_label": Column("statistic"),
+        "identity": Column("identity"),
+        "pairs": Column("support", count_text),
+        "change": Column("change [95 % CI]", numeric=True, sort="delta"),
+    }
+    return frame_table(rows, columns)
