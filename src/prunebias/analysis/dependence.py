@@ -186,14 +186,21 @@ def identity_dependence(
         sstot = sy - sy**2 / total  # ŷ binary: Σ w ŷ² = Σ w ŷ
     r2 = np.full((w.shape[0], y.shape[1]), np.nan)
     position = {name: i + 1 for i, name in enumerate(identities)}
+    # Attributes share their regressors (all identities, or all but the attribute itself):
+    # one pseudo-inverse per regressor set, not per attribute.
+    by_regressors: dict[tuple[int, ...], list[int]] = {}
     for j, name in enumerate(attributes):
-        used = [0] + [c for c in range(1, k) if c != position.get(name)]
-        if len(used) < 2:
-            continue
-        a, b = sxx[:, used][:, :, used], sxy[:, used, j]
-        beta = np.einsum("bij,bj->bi", np.linalg.pinv(a), b)  # pinv: an empty group leaves a singular system
-        ssres = sy[:, j] - np.einsum("bi,bi->b", beta, b)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value = np.clip(1.0 - ssres / sstot[:, j], 0.0, 1.0)
-        r2[:, j] = np.where(sstot[:, j] > 1e-9 * total[:, 0], value, np.nan)
+        used = (0, *(c for c in range(1, k) if c != position.get(name)))
+        if len(used) >= 2:
+            by_regressors.setdefault(used, []).append(j)
+    for used, columns in by_regressors.items():
+        rows = list(used)
+        inverse = np.linalg.pinv(sxx[:, rows][:, :, rows])  # pinv: an empty group leaves a singular system
+        for j in columns:
+            b = sxy[:, rows, j]
+            beta = np.einsum("bij,bj->bi", inverse, b)
+            ssres = sy[:, j] - np.einsum("bi,bi->b", beta, b)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value = np.clip(1.0 - ssres / sstot[:, j], 0.0, 1.0)
+            r2[:, j] = np.where(sstot[:, j] > 1e-9 * total[:, 0], value, np.nan)
     return r2[0] if single else r2
