@@ -885,39 +885,31 @@ def _shortcut_control_group(
 
     identities = settings.identities
     models, attributes, z_valid, z_test, y_valid, y_test = _model_arrays(index, valid, test)
-    by_id, train = index.set_index("id"), index[index["split"] == "train"]
+    train = index[index["split"] == "train"]
     train_labels, train_groups = train[attributes].to_numpy(bool), train[identities].to_numpy(bool)
-    split_groups = {
-        split: by_id.loc[frames[0][0]["id"], identities].to_numpy(bool)
-        for split, frames in (("valid", valid), ("test", test))
-    }
+    # Validation and test samples at once: each reference is fitted once for both splits.
+    ids = pd.concat([valid[0][0]["id"], test[0][0]["id"]])
+    groups = index.set_index("id").loc[ids, identities].to_numpy(bool)
+    z_dense = np.concatenate([z_valid, z_test], axis=1)
+    n_valid = z_valid.shape[1]
     prior_bce = eff.prior_bce(train_labels, y_valid)
     dense_bce = [eff.mean_bce(z, y_valid) for z in z_valid]
-    rows, z_mixed, kept = [models], {"valid": [z_valid], "test": [z_test]}, {}
+    rows, z_mixed, mixtures = [models], [z_dense], {}
     for reference in control.REFERENCES:
-        ref = {
-            split: control.reference_logits(
-                reference, train_labels, train_groups, groups, attributes=attributes, identities=identities
-            )
-            for split, groups in split_groups.items()
-        }
+        ref = control.reference_logits(
+            reference, train_labels, train_groups, groups, attributes=attributes, identities=identities
+        )
         for weight in settings.shortcut_weights:
-            mixed = {split: control.mix(z, ref[split], weight) for split, z in (("valid", z_valid), ("test", z_test))}
-            for split in z_mixed:
-                z_mixed[split].append(mixed[split])
-            rows.append(models.assign(method=f"{reference} {weight}", reference=reference, sparsity=weight))
-            kept[f"{reference} {weight}"] = np.mean(
-                [
-                    eff.information_kept(eff.mean_bce(z, y_valid), d, prior_bce)
-                    for z, d in zip(mixed["valid"], dense_bce)
-                ]
-            )
-    every = pd.concat(rows, ignore_index=True)
-    arrays = (every, attributes, np.concatenate(z_mixed["valid"]), np.concatenate(z_mixed["test"]), y_valid, y_test)
+            label = f"{reference} {weight}"
+            z = control.mix(z_dense, ref, weight)
+            kept = [
+                eff.information_kept(eff.mean_bce(m, y_valid), d, prior_bce) for m, d in zip(z[:, :n_valid], dense_bce)
+            ]
+            mixtures[label] = {"reference": reference, "information_kept": np.mean(kept)}
+            rows.append(models.assign(method=label, sparsity=weight))
+            z_mixed.append(z)
+    z_all = np.concatenate(z_mixed)
+    arrays = (pd.concat(rows, ignore_index=True), attributes, z_all[:, :n_valid], z_all[:, n_valid:], y_valid, y_test)
     table = _effect_table(index, arrays, test[0][0]["id"], settings, control.STATISTICS)
-    reference_of = every.dropna(subset=["reference"]).drop_duplicates("method").set_index("method")["reference"]
-    return table.assign(
-        reference=table["method"].map(reference_of),
-        weight=table["sparsity"],
-        information_kept=table["method"].map(kept),
-    )
+    about = pd.DataFrame.from_dict(mixtures, orient="index")
+    return table.join(about, on="method").assign(weight=table["sparsity"])

@@ -61,6 +61,9 @@ METHOD_LEGENDS = {
         "int8": " quantized (static PTQ)",
     }.items()
 }
+#: The shortcut control's reference predictors (prunebias.analysis.shortcut_control), in
+#: order, and their names in tables, sentences and legends.
+SHORTCUT_REFERENCES = {"identity": "identity-only predictor (known positive)", "prior": "prevalences (known null)"}
 #: Compression families: what a method removes, and so what can make it faster.
 FAMILIES = {
     "dense": "dense",

@@ -32,8 +32,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from prunebias.analysis.effects import prior_logits
+from prunebias.vocabulary import SHORTCUT_REFERENCES
 
-REFERENCES = ("identity", "prior")
+REFERENCES = tuple(SHORTCUT_REFERENCES)
 #: What the control measures: the statistics that say whether a model leans on identity.
 STATISTICS = ("bias_amplification", "identity_dependence")
 

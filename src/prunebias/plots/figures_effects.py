@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from prunebias.plots.figures import format_sparsity_axis, styled
 from prunebias.validation import require_columns
-from prunebias.vocabulary import METHOD_LEGENDS, SETTING
+from prunebias.vocabulary import METHOD_LEGENDS, SETTING, SHORTCUT_REFERENCES
 
 #: Panels, left to right: statistic, y-axis label.
 PANELS = (
@@ -18,6 +18,13 @@ PANELS = (
     ("identity_dependence", "Δ identity dependence (R²)"),
 )
 _IDENTITY_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _errorbar(ax, x, frame: pd.DataFrame, **style) -> None:
+    """Changes ``frame["delta"]`` at ``x`` with their 95 % CI bars (``ci_low``, ``ci_high``)."""
+    y = frame["delta"].to_numpy()
+    err = np.abs(np.stack([y - frame["ci_low"].to_numpy(), frame["ci_high"].to_numpy() - y]))
+    ax.errorbar(x, y, yerr=err, capsize=3, **style)
 
 
 @styled
@@ -49,14 +56,15 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
             rows = part[part["statistic"] == statistic]
             for i, (identity, line) in enumerate(rows.groupby("identity", sort=False)):
                 line = line.sort_values("sparsity")
-                x = 1.0 - line["sparsity"].to_numpy()
-                y = line["delta"].to_numpy()
-                err = np.abs(np.stack([y - line["ci_low"].to_numpy(), line["ci_high"].to_numpy() - y]))
                 label = (
                     f"{identity} ({int(line['pairs'].iloc[0])} pairs)" if statistic == "bias_amplification" else None
                 )
-                ax.errorbar(
-                    x, y, yerr=err, marker=_IDENTITY_MARKERS[i % len(_IDENTITY_MARKERS)], capsize=3, label=label
+                _errorbar(
+                    ax,
+                    1.0 - line["sparsity"].to_numpy(),
+                    line,
+                    marker=_IDENTITY_MARKERS[i % len(_IDENTITY_MARKERS)],
+                    label=label,
                 )
             ax.axhline(0.0, color="0.3", lw=0.8)
             format_sparsity_axis(ax, sparsities, label=row == len(curves) - 1)
@@ -69,17 +77,8 @@ def effects(table: pd.DataFrame, threshold: str = "default") -> Figure:
     return fig
 
 
-#: How the shortcut control's references are drawn: legend text, colour, marker.
-_REFERENCE_STYLE = {
-    "identity": ("dense mixed with identity-only predictor (known positive)", "tab:red", "o"),
-    "prior": ("dense mixed with prevalences (known null)", "0.45", "s"),
-}
-
-
-def _errorbar(ax, x, frame: pd.DataFrame, **style) -> None:
-    y = frame["delta"].to_numpy()
-    err = np.abs(np.stack([y - frame["ci_low"].to_numpy(), frame["ci_high"].to_numpy() - y]))
-    ax.errorbar(x, y, yerr=err, capsize=3, **style)
+#: How the shortcut control's references are drawn: colour, marker.
+_REFERENCE_STYLE = {"identity": ("tab:red", "o"), "prior": ("0.45", "s")}
 
 
 @styled
@@ -117,11 +116,12 @@ def shortcut_control(control: pd.DataFrame, effects_table: pd.DataFrame, converg
         theirs = pruned[(pruned[list(key)] == pd.Series(key)).all(axis=1)]
         for c, (statistic, identity, ylabel) in enumerate(panels):
             ax = axes[r, c]
-            for reference, (label, color, marker) in _REFERENCE_STYLE.items():
+            for reference, (color, marker) in _REFERENCE_STYLE.items():
                 line = mine[
                     (mine["reference"] == reference) & (mine["statistic"] == statistic) & (mine["identity"] == identity)
                 ]
                 line = line.sort_values("weight")
+                label = f"dense mixed with {SHORTCUT_REFERENCES[reference]}"
                 _errorbar(ax, line["information_kept"], line, color=color, marker=marker, label=label)
             points = theirs[(theirs["statistic"] == statistic) & (theirs["identity"] == identity)]
             for i, (method, part) in enumerate(points.groupby("method", sort=False)):

@@ -47,6 +47,11 @@ def number_text(x, spec: str = ".3f") -> str:
     return format(float(x), spec) if is_finite(x) else DASH
 
 
+def interval_text(value, low, high) -> str:
+    """A change and its interval: '+0.089 [+0.077, +0.101]' (a dash for what is undefined)."""
+    return f"{number_text(value, '+.3f')} [{number_text(low, '+.3f')}, {number_text(high, '+.3f')}]"
+
+
 def percent_text(x, digits: int = 1) -> str:
     """A fraction as a percentage: 0.1234 -> '12.3%'."""
     return f"{100 * float(x):.{digits}f}%" if is_finite(x) else DASH

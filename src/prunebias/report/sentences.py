@@ -14,9 +14,17 @@ import numpy as np
 import pandas as pd
 
 from prunebias.report.curves import seed_curves, split_curve
-from prunebias.report.format import is_finite, method_text, number_text, percent_text, share_text, sparsity_text
+from prunebias.report.format import (
+    interval_text,
+    is_finite,
+    method_text,
+    number_text,
+    percent_text,
+    share_text,
+    sparsity_text,
+)
 from prunebias.report.grid import in_setting, ordered_methods, settings_of
-from prunebias.vocabulary import STATISTIC_LABELS
+from prunebias.vocabulary import SHORTCUT_REFERENCES, STATISTIC_LABELS
 
 # ---------------------------------------------------------------- thresholds of the sentences
 #: Accuracy counts as kept while it is at most this many points below the dense model.
@@ -560,8 +568,6 @@ def method_information_kept(convergence: pd.DataFrame | None, method: str) -> fl
 
 
 THRESHOLD_WORDS = {"default": "at the default threshold", "calibrated": "at calibrated thresholds"}
-#: The shortcut control's references in the findings, by reference (prunebias.analysis.shortcut_control).
-CONTROL_WORDS = {"identity": "the identity-only predictor (known positive)", "prior": "the prevalences (known null)"}
 
 
 def shortcut_control_sentences(control: pd.DataFrame, kept: float | None) -> list[str]:
@@ -569,7 +575,7 @@ def shortcut_control_sentences(control: pd.DataFrame, kept: float | None) -> lis
     information kept is nearest ``kept`` (the method's, at its highest sparsity; the largest
     weight without it), its change per statistic and identity at both thresholds."""
     chosen = {}
-    for reference in CONTROL_WORDS:
+    for reference in SHORTCUT_REFERENCES:
         rows = control[control["reference"] == reference]
         if rows.empty:
             continue
@@ -581,7 +587,7 @@ def shortcut_control_sentences(control: pd.DataFrame, kept: float | None) -> lis
     if not chosen:
         return []
     mixtures = " and ".join(
-        f"with {CONTROL_WORDS[ref]} at weight {rows['weight'].iloc[0]:g} keep {percent_text(rows['information_kept'].iloc[0], 0)}"
+        f"with the {SHORTCUT_REFERENCES[ref]} at weight {rows['weight'].iloc[0]:g} keep {percent_text(rows['information_kept'].iloc[0], 0)}"
         for ref, rows in chosen.items()
     )
     matched = f" (the pruned models at the highest sparsity keep {percent_text(kept, 0)})" if kept is not None else ""
@@ -600,9 +606,7 @@ def shortcut_control_sentences(control: pd.DataFrame, kept: float | None) -> lis
                 ]
                 if len(row):
                     r = row.iloc[0]
-                    cells.append(
-                        f"{number_text(r['delta'], '+.3f')} [{number_text(r['ci_low'], '+.3f')}, {number_text(r['ci_high'], '+.3f')}] ({ref})"
-                    )
+                    cells.append(f"{interval_text(r['delta'], r['ci_low'], r['ci_high'])} ({ref})")
             parts.append(f"{', '.join(cells)} {THRESHOLD_WORDS[threshold]}")
         subject = f"BA w.r.t. {identity}" if statistic == "bias_amplification" else "Identity dependence"
         out.append(f"{subject}: {'; '.join(parts)}.")

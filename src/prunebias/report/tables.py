@@ -18,6 +18,7 @@ from prunebias.report.curves import seed_curves
 from prunebias.report.format import (
     DASH,
     count_text,
+    interval_text,
     is_finite,
     level_text,
     method_text,
@@ -28,7 +29,7 @@ from prunebias.report.format import (
 )
 from prunebias.report.grid import method_rank
 from prunebias.validation import require_columns
-from prunebias.vocabulary import MODEL, SETTING, STATISTIC_LABELS
+from prunebias.vocabulary import MODEL, SETTING, SHORTCUT_REFERENCES, STATISTIC_LABELS
 
 #: The criteria tables the report knows, in the order it names the missing ones.
 CRITERIA_TABLES = (
@@ -326,23 +327,16 @@ def matched_table(points: pd.DataFrame, max_drop: float = MATCHED_DROP) -> Table
 
 
 # ---------------------------------------------------------------- the shortcut control
-#: The shortcut control's references in words (prunebias.analysis.shortcut_control.REFERENCES).
-REFERENCE_LABELS = {"identity": "identity-only predictor (known positive)", "prior": "prevalences (known null)"}
-
-
 def shortcut_control_table(control: pd.DataFrame) -> Table:
     """Every change of the shortcut control: per reference, weight, threshold, statistic and identity."""
     rows = control.assign(
-        change=[
-            f"{number_text(v, '+.3f')} [{number_text(lo, '+.3f')}, {number_text(hi, '+.3f')}]"
-            for v, lo, hi in zip(control["delta"], control["ci_low"], control["ci_high"])
-        ],
+        change=[interval_text(*r) for r in zip(control["delta"], control["ci_low"], control["ci_high"])],
         statistic_label=control["statistic"].map(
             {"bias_amplification": "ΔBA", "identity_dependence": "Δ identity dependence"}
         ),
     ).sort_values([*SETTING, "threshold", "statistic", "identity", "reference", "weight"])
     columns = setting_columns(rows) | {
-        "reference": Column("mixed with", REFERENCE_LABELS.get, numeric=False),
+        "reference": Column("mixed with", SHORTCUT_REFERENCES.get, numeric=False),
         "weight": Column("weight", lambda v: number_text(v, ".1f")),
         "information_kept": Column("information kept", lambda v: percent_text(v, 0)),
         "threshold": Column("threshold"),
