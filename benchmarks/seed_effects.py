@@ -71,7 +71,11 @@ def seed_lines(table: pd.DataFrame) -> list[str]:
         for name, rows in top.groupby("seeds_used", sort=False):
             cells = [
                 f"{r['identity'] if r['statistic'] == 'bias_amplification' else r['statistic']} "
-                f"{r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] ({r['pairs']})"
+                + (
+                    f"{r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] ({r['pairs']})"
+                    if r["pairs"]
+                    else "no stable pair"
+                )
                 for _, r in rows.iterrows()
             ]
             lines.append(

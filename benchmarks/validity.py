@@ -60,6 +60,12 @@ def effect_lines(effects: pd.DataFrame, threshold: str = "default") -> list[str]
     for (dataset, method), part in rows.groupby(["dataset", "method"]):
         top = part["sparsity"].max()
         for _, r in part[(part["statistic"] == "bias_amplification") & (part["sparsity"] == top)].iterrows():
+            if r["pairs"] == 0:
+                lines.append(
+                    f"{dataset} {method} {100 * top:g} % ({threshold}): dBA[{r['identity']}] not comparable: "
+                    f"no stable pair ({r['collapsed']} collapsed)"
+                )
+                continue
             lines.append(
                 f"{dataset} {method} {100 * top:g} % ({threshold}): dBA[{r['identity']}] {r['delta']:+.4f} "
                 f"CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] ({r['pairs']} stable pairs, {r['collapsed']} collapsed; "

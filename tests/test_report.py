@@ -651,6 +651,33 @@ def test_effect_sentences_quote_the_interval_and_caution_on_few_pairs():
     )
 
 
+def test_effect_sentences_say_when_no_pair_is_left():
+    """An empty support reads as such, not as a change of undefined numbers ("nan → nan")."""
+    effects = pd.DataFrame(
+        [
+            dict(threshold="default", pairs=0, collapsed=4, delta=np.nan, ci_low=np.nan, ci_high=np.nan),
+            dict(threshold="calibrated", pairs=0, collapsed=5, delta=np.nan, ci_low=np.nan, ci_high=np.nan),
+        ]
+    ).assign(
+        statistic="bias_amplification",
+        identity="Male",
+        method="gmp_pt",
+        sparsity=0.98,
+        seeds=2,
+        dense=np.nan,
+        value=np.nan,
+        seed_delta_min=np.nan,
+        seed_delta_max=np.nan,
+    )
+    (male,) = effect_sentences(effects, "gmp_pt")
+    assert male == (
+        "BA w.r.t. Male cannot be compared at 98% sparsity: no pair is defined, and predicted, by every model of "
+        "the curve (4 collapsed). At validation-calibrated thresholds no pair is defined, and predicted, by every "
+        "model of the curve (5 collapsed)."
+    )
+    assert "nan" not in male
+
+
 def _experiment_tables():
     backdoor = pd.DataFrame(
         [

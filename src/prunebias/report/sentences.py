@@ -369,16 +369,12 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
     return out
 
 
-#: Subjects of the effect sentences, by statistic of :mod:`prunebias.analysis.effects`;
-#: ``{support}`` is the count of what the mean covers ("11 pairs").
-EFFECT_SUBJECTS = {
-    "bias_amplification": "BA w.r.t. {identity} on the {support} defined at every sparsity ({collapsed} collapsed)",
+#: Names of the effects, by statistic of :mod:`prunebias.analysis.effects`.
+EFFECT_NAMES = {
+    "bias_amplification": "BA w.r.t. {identity}",
     "uncertainty": "Uncertainty",
-    "interdependence": "Interdependence on the {support} predicted at every sparsity ({collapsed} collapsed)",
-    "identity_dependence": (
-        "Identity dependence (R² of each predicted target on the true identities) on the {support} "
-        "predicted at every sparsity ({collapsed} collapsed)"
-    ),
+    "interdependence": "Interdependence",
+    "identity_dependence": "Identity dependence (R² of each predicted target on the true identities)",
 }
 #: What one unit of an effect's support is, by statistic.
 SUPPORT_NOUNS = {
@@ -387,6 +383,25 @@ SUPPORT_NOUNS = {
     "interdependence": "attribute",
     "identity_dependence": "target",
 }
+#: What every model of a curve must do for a unit to count; uncertainty covers every attribute.
+SUPPORT_RULES = {
+    "bias_amplification": "defined",
+    "interdependence": "predicted",
+    "identity_dependence": "predicted",
+}
+
+
+def effect_subject(row: pd.Series) -> str:
+    """The subject of an effect sentence: its name and, where it has one, its support
+    ("BA w.r.t. Male on the 11 pairs defined at every sparsity (4 collapsed)")."""
+    statistic = row["statistic"]
+    name = EFFECT_NAMES[statistic].format(identity=row["identity"])
+    if statistic not in SUPPORT_RULES:
+        return name
+    return (
+        f"{name} on the {support_text(row, statistic)} {SUPPORT_RULES[statistic]} at every sparsity "
+        f"({int(row['collapsed'])} collapsed)"
+    )
 
 
 def support_text(row: pd.Series, statistic: str) -> str:
@@ -411,11 +426,12 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
     ].set_index(["statistic", "identity"])
     out = []
     for _, r in rows[rows["sparsity"] == top].iterrows():
-        subject = EFFECT_SUBJECTS[r["statistic"]].format(
-            identity=r["identity"], support=support_text(r, r["statistic"]), collapsed=int(r["collapsed"])
-        )
-        where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {seeds_text(r)})"
-        sentence = interval_sentence(subject, r["delta"], r["ci_low"], r["ci_high"], where)
+        if r["pairs"] == 0:
+            sentence = no_support_sentence(r, top)
+        else:
+            subject = effect_subject(r)
+            where = f"at {sparsity_text(top)} sparsity vs dense ({r['dense']:.3f} → {r['value']:.3f}; {seeds_text(r)})"
+            sentence = interval_sentence(subject, r["delta"], r["ci_low"], r["ci_high"], where)
         if r["statistic"] == "bias_amplification" and 0 < r["pairs"] <= FEW_PAIRS:
             sentence += f" {FEW_PAIRS_CAUTION}"
         key = (r["statistic"], r["identity"])
@@ -426,12 +442,28 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
     return out
 
 
+def no_support_sentence(row: pd.Series, sparsity: float) -> str:
+    """An effect whose support is empty: every candidate collapsed in some model of the curve, so
+    there is no value to compare (rather than a sentence of undefined numbers)."""
+    noun = SUPPORT_NOUNS[row["statistic"]]
+    name = EFFECT_NAMES[row["statistic"]].format(identity=row["identity"])
+    return (
+        f"{name} cannot be compared at {sparsity_text(sparsity)} sparsity: no {noun} is defined, and predicted, "
+        f"by every model of the curve ({int(row['collapsed'])} collapsed)."
+    )
+
+
 def calibrated_clause(row: pd.Series, statistic: str) -> str:
     """The same change at validation-calibrated thresholds. They predict each attribute at its
     validation rate, so a sparse model's attributes rarely collapse there; at the default
     threshold a pooled change can rest on attributes a sparse model predicts for a handful of
     samples, which leave the support as soon as one more seed's model drops below
     ``ba_min_positives`` (README, "Does it measure what the study measured?")."""
+    if row["pairs"] == 0:
+        return (
+            f"At validation-calibrated thresholds no {SUPPORT_NOUNS[statistic]} is defined, and predicted, by every "
+            f"model of the curve ({int(row['collapsed'])} collapsed)."
+        )
     return interval_sentence(
         "At validation-calibrated thresholds (each attribute predicted at its validation rate) it",
         row["delta"],
