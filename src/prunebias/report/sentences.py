@@ -445,12 +445,12 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
 def no_support_sentence(row: pd.Series, sparsity: float) -> str:
     """An effect whose support is empty: every candidate collapsed in some model of the curve, so
     there is no value to compare (rather than a sentence of undefined numbers)."""
-    noun = SUPPORT_NOUNS[row["statistic"]]
     name = EFFECT_NAMES[row["statistic"]].format(identity=row["identity"])
-    return (
-        f"{name} cannot be compared at {sparsity_text(sparsity)} sparsity: no {noun} is defined, and predicted, "
-        f"by every model of the curve ({int(row['collapsed'])} collapsed)."
-    )
+    return f"{name} cannot be compared at {sparsity_text(sparsity)} sparsity: {_empty_support(row['statistic'], row['collapsed'])}."
+
+
+def _empty_support(statistic: str, collapsed: int) -> str:
+    return f"no {SUPPORT_NOUNS[statistic]} is defined, and predicted, by every model of the curve ({int(collapsed)} collapsed)"
 
 
 def calibrated_clause(row: pd.Series, statistic: str) -> str:
@@ -460,10 +460,7 @@ def calibrated_clause(row: pd.Series, statistic: str) -> str:
     samples, which leave the support as soon as one more seed's model drops below
     ``ba_min_positives`` (README, "Does it measure what the study measured?")."""
     if row["pairs"] == 0:
-        return (
-            f"At validation-calibrated thresholds no {SUPPORT_NOUNS[statistic]} is defined, and predicted, by every "
-            f"model of the curve ({int(row['collapsed'])} collapsed)."
-        )
+        return f"At validation-calibrated thresholds {_empty_support(statistic, row['collapsed'])}."
     return interval_sentence(
         "At validation-calibrated thresholds (each attribute predicted at its validation rate) it",
         row["delta"],
