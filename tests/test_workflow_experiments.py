@@ -149,18 +149,24 @@ def test_turning_experiments_off_keeps_the_joint_models(finished, package):
     assert "aggregate" in jobs and not ({"prepare", "train_dense", "prune", "predict", "metrics"} & set(jobs)), jobs
 
 
-def test_the_grid_models_train_before_the_experiments(finished, package):
-    """Every training job of the grid's task has priority 1 and the experiments' none, so on few
-    cores the scheduler starts the grid's dense models first and the experiments fill the gaps."""
+def test_training_goes_first_the_grid_models_before_the_experiments(finished, package):
+    """The grid's training jobs have priority 2, the experiments' 1 and the analysis jobs none, so
+    on few cores the scheduler starts the grid's dense models first, then the experiments' short
+    runs, and fills the cores with predictions and tables only when no training job is ready."""
     proc = snakemake(finished, "-n", "--forceall", package=package)
     priorities = {}
     # A dry run lists jobs back to back: each starts with its "rule <name>:" line.
     for block in re.split(r"(?m)^(?=(?:local)?rule \w+:)", proc.stdout + proc.stderr):
-        if re.match(r"(local)?rule (train_dense|prune):", block):
+        job = re.match(r"(?:local)?rule (train_dense|prune|predict):", block)
+        if job:
             task = re.search(r"wildcards: .*task=([\w-]+)", block).group(1)
             priority = re.search(r"^\s+priority: (\d+)", block, re.M)
-            priorities.setdefault(task, set()).add(int(priority.group(1)) if priority else 0)
-    assert priorities == {"joint": {1}, SINGLE: {0}, BACKDOOR: {0}}
+            priorities.setdefault((job.group(1), task), set()).add(int(priority.group(1)) if priority else 0)
+    training = {"joint": {2}, SINGLE: {1}, BACKDOOR: {1}}
+    assert priorities == {
+        **{(rule, task): p for rule in ("train_dense", "prune") for task, p in training.items()},
+        **{("predict", task): {0} for task in training},
+    }
 
 
 @pytest.mark.parametrize(
