@@ -35,15 +35,19 @@ train:
 """
 
 
+def snakemake_command(results: Path, overlay: Path) -> list[str]:
+    """The Snakemake call that makes the two reference dense models under ``results``."""
+    models = [f"{results}/models/synth/joint/small_cnn/dense/seed{s}/model.pt" for s in SEEDS]
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "--configfile", str(overlay)]
+    return [*cmd, "--config", f"results={results}", "--", *models]
+
+
 def run_reference(workdir: Path) -> list[float]:
     """Seconds of the two dense jobs (Snakemake's benchmark ``s`` column), run side by side in ``workdir``."""
     results = workdir / "results"
     overlay = workdir / "reference.yaml"
     overlay.write_text(REFERENCE_CONFIG)
-    models = [f"{results}/models/synth/joint/small_cnn/dense/seed{s}/model.pt" for s in SEEDS]
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--quiet", "--configfile", str(overlay)]
-    cmd += ["--config", f"results={results}", "--", *models]
-    subprocess.run(cmd, cwd=REPO, check=True)
+    subprocess.run(snakemake_command(results, overlay), cwd=REPO, check=True)
     seconds = []
     for seed in SEEDS:
         tsv = results / f"benchmarks/train_dense/synth/joint/small_cnn/seed{seed}.tsv"
