@@ -374,8 +374,10 @@ EFFECT_NAMES = {
     "bias_amplification": "BA w.r.t. {identity}",
     "uncertainty": "Uncertainty",
     "interdependence": "Interdependence",
-    "identity_dependence": "Identity dependence (R² of each predicted target on the true identities)",
+    "identity_dependence": "Identity dependence",
 }
+#: What an effect's name means, said where the effect is first reported.
+EFFECT_GLOSSES = {"identity_dependence": "R² of each predicted target on the true identities"}
 #: What one unit of an effect's support is, by statistic.
 SUPPORT_NOUNS = {
     "bias_amplification": "pair",
@@ -391,11 +393,18 @@ SUPPORT_RULES = {
 }
 
 
+def effect_name(statistic: str, identity: str, glossed: bool = True) -> str:
+    """An effect's name ("BA w.r.t. Male"), followed by its gloss where it has one and ``glossed``."""
+    name = EFFECT_NAMES[statistic].format(identity=identity)
+    gloss = EFFECT_GLOSSES.get(statistic) if glossed else None
+    return f"{name} ({gloss})" if gloss else name
+
+
 def effect_subject(row: pd.Series) -> str:
     """The subject of an effect sentence: its name and, where it has one, its support
     ("BA w.r.t. Male on the 11 pairs defined at every sparsity (4 collapsed)")."""
     statistic = row["statistic"]
-    name = EFFECT_NAMES[statistic].format(identity=row["identity"])
+    name = effect_name(statistic, row["identity"])
     if statistic not in SUPPORT_RULES:
         return name
     return (
@@ -445,7 +454,7 @@ def effect_sentences(effects: pd.DataFrame, method: str, threshold: str = "defau
 def no_support_sentence(row: pd.Series, sparsity: float) -> str:
     """An effect whose support is empty: every candidate collapsed in some model of the curve, so
     there is no value to compare (rather than a sentence of undefined numbers)."""
-    name = EFFECT_NAMES[row["statistic"]].format(identity=row["identity"])
+    name = effect_name(row["statistic"], row["identity"])
     return f"{name} cannot be compared at {sparsity_text(sparsity)} sparsity: {_empty_support(row['statistic'], row['collapsed'])}."
 
 
@@ -637,6 +646,6 @@ def shortcut_control_sentences(control: pd.DataFrame, kept: float | None) -> lis
                     r = row.iloc[0]
                     cells.append(f"{interval_text(r['delta'], r['ci_low'], r['ci_high'])} ({ref})")
             parts.append(f"{', '.join(cells)} {THRESHOLD_WORDS[threshold]}")
-        subject = f"BA w.r.t. {identity}" if statistic == "bias_amplification" else "Identity dependence"
-        out.append(f"{subject}: {'; '.join(parts)}.")
+        # The effect sentences above have glossed the names already.
+        out.append(f"{effect_name(statistic, identity, glossed=False)}: {'; '.join(parts)}.")
     return out
