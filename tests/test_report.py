@@ -651,6 +651,20 @@ def test_effect_sentences_quote_the_interval_and_caution_on_few_pairs():
     )
 
 
+def test_identity_dependence_is_glossed_where_it_is_first_reported():
+    """The effect sentence says what identity dependence is; the shortcut control, read after it, names it only."""
+    effects = pd.DataFrame(
+        [dict(statistic="identity_dependence", identity="all", pairs=7, collapsed=3, delta=0.01, ci_low=0.005)]
+    ).assign(ci_high=0.015, method="gmp_pt", threshold="default", sparsity=0.98, seeds=2, dense=0.1, value=0.11)
+    (sentence,) = effect_sentences(effects.assign(seed_delta_min=0.0, seed_delta_max=0.02), "gmp_pt")
+    assert sentence.startswith(
+        "Identity dependence (R² of each predicted target on the true identities) on the 7 targets predicted at "
+        "every sparsity (3 collapsed) rises by 0.010"
+    )
+    dependence = shortcut_control_sentences(_control_table(), kept=0.62)[-1]
+    assert dependence.startswith("Identity dependence: ") and "R²" not in dependence
+
+
 def test_effect_sentences_say_when_no_pair_is_left():
     """An empty support reads as such, not as a change of undefined numbers ("nan → nan")."""
     effects = pd.DataFrame(
