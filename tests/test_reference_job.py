@@ -2,27 +2,18 @@
 dense training (12 epochs of 5,000 synthetic 32 px faces, small_cnn, AdamW, batches of 64), two
 seeds at one thread each, and nothing else. A dry run: no training."""
 
-import importlib.util
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("reference_job", ROOT / "benchmarks" / "reference_job.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from workflow_utils import benchmark_script
 
 
 @pytest.mark.slow
 def test_the_reference_job_is_cd7ea2e_s_dense_training(tmp_path):
-    reference = _script()
+    reference = benchmark_script("reference_job")
     overlay = tmp_path / "reference.yaml"
     overlay.write_text(reference.REFERENCE_CONFIG)
     cmd = reference.snakemake_command(tmp_path / "results", overlay)

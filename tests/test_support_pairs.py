@@ -1,14 +1,10 @@
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("support_pairs", ROOT / "benchmarks" / "support_pairs.py")
-support_pairs = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(support_pairs)
+from workflow_utils import benchmark_script
+
+support_pairs = benchmark_script("support_pairs")
 
 N_TEST = 1000
 

@@ -1,20 +1,10 @@
 """The check scripts (benchmarks/validity.py, benchmarks/seed_effects.py) print an effect without a
 stable pair as such, not as a change of NaNs."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from workflow_utils import benchmark_script
 
 
 def _effects(pairs: int, delta: float) -> pd.DataFrame:
@@ -34,7 +24,7 @@ def _effects(pairs: int, delta: float) -> pd.DataFrame:
 
 
 def test_validity_lines_name_an_empty_support():
-    validity = _script("validity")
+    validity = benchmark_script("validity")
     (male,) = [line for line in validity.effect_lines(_effects(0, np.nan)) if "dBA" in line]
     assert male == "synth gmp_pt 98 % (default): dBA[Male] not comparable: no stable pair (4 collapsed)"
     (male,) = [line for line in validity.effect_lines(_effects(6, 0.038)) if "dBA" in line]
@@ -42,7 +32,7 @@ def test_validity_lines_name_an_empty_support():
 
 
 def test_seed_lines_name_an_empty_support():
-    seed_effects = _script("seed_effects")
+    seed_effects = benchmark_script("seed_effects")
     (line,) = seed_effects.seed_lines(_effects(0, np.nan).assign(seeds_used="all"))
     assert "Male no stable pair;" in line and "nan" not in line
     (line,) = seed_effects.seed_lines(_effects(6, 0.038).assign(seeds_used="all"))

@@ -1,7 +1,6 @@
 """Workflow tests: the real Snakefile on a tiny config, its outputs, and its dry-run job lists."""
 
 import copy
-import importlib.util
 import os
 
 import pandas as pd
@@ -11,9 +10,9 @@ import torch
 from prunebias.io import read_predictions
 from workflow_utils import (
     EXPENSIVE,
-    ROOT,
     TINY_CONFIG,
     assert_fails_before_any_job,
+    benchmark_script,
     planned_jobs,
     snakemake,
     write_config,
@@ -57,9 +56,7 @@ def test_outputs_follow_the_contracts(finished):
 
 
 def test_seed_effects_script_reproduces_the_effects_table(finished):
-    spec = importlib.util.spec_from_file_location("seed_effects", ROOT / "benchmarks" / "seed_effects.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("seed_effects")
     settings = script.analysis_settings(finished / "config.yaml")
     table = script.seed_tables(finished / "results", settings)
     assert set(table["seeds_used"]) == {"all", "seed 1"}
@@ -73,9 +70,7 @@ def test_seed_effects_script_reproduces_the_effects_table(finished):
 
 
 def test_support_pairs_script_reproduces_the_effects_ba(finished):
-    spec = importlib.util.spec_from_file_location("support_pairs", ROOT / "benchmarks" / "support_pairs.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("support_pairs")
     pairs = script.run_pairs(finished / "results", TINY_CONFIG["analysis"]["ba_min_positives"])
     mine = script.support_means(pairs).set_index(script.CURVE).sort_index()
     effects = pd.read_parquet(finished / "results/tables/effects.parquet")

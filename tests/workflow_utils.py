@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import os
 import re
 import shutil
@@ -25,6 +26,14 @@ TINY_CONFIG = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 # Keys of a training spec that come from the pruning recipe or the task, not the ``train`` block.
 _NOT_TRAIN_KEYS = ("schedule", "scope", "task")
+
+
+def benchmark_script(name: str):
+    """The module of ``benchmarks/<name>.py`` (the benchmark scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _validated(config: dict) -> dict:
