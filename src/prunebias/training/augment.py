@@ -17,7 +17,12 @@ STD = 0.5
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> normalised float (B, 3, H, W)."""
+    """uint8 (B, H, W, 3) -> normalised float (B, 3, H, W), channels-last in memory.
+
+    Only a permute, so the stored H×W×3 order is kept: on the CPU oneDNN then runs every
+    convolution channels-last, 1.2-1.3x faster per epoch than on contiguous batches
+    (``benchmarks/cpu_layout.py``), and every trained number of the project is a channels-last one.
+    """
     x = batch.permute(0, 3, 1, 2).float().div_(255.0)
     return x.sub_(MEAN).div_(STD)
 

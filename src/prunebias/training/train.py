@@ -111,7 +111,9 @@ def deterministic_kernels(warn_only: bool = False) -> None:
 
 def model_to(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` on ``device``; channels-last on a GPU, matching the batches of :func:`train_step`
-    and :func:`predict_logits` (a layout mismatch would cost a conversion per layer)."""
+    and :func:`predict_logits` (a layout mismatch would cost a conversion per layer). On the CPU
+    the batches' layout decides (channels-last, from :func:`augment.to_float`): converting the
+    weights too gives bit-identical results at the same speed (``benchmarks/cpu_layout.py``)."""
     model = model.to(device)
     return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
