@@ -97,8 +97,12 @@ def main() -> None:
     results = {name: epochs(layout, spec, images, labels, args.epochs) for name, layout in LAYOUTS.items()}
     (base, weights), *_ = results.values()
     for name, (seconds, w) in results.items():
-        apart = "bit-identical" if torch.equal(w, weights) else f"max |difference| {float((w - weights).abs().max()):.3g}"
-        print(f"{name:24s} {seconds:.2f} s per epoch ({seconds / base:.2f}x); weights after {1 + args.epochs} epochs: {apart}")
+        apart = (
+            "bit-identical" if torch.equal(w, weights) else f"max |difference| {float((w - weights).abs().max()):.3g}"
+        )
+        print(
+            f"{name:24s} {seconds:.2f} s per epoch ({seconds / base:.2f}x); weights after {1 + args.epochs} epochs: {apart}"
+        )
 
 
 if __name__ == "__main__":
