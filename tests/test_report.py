@@ -635,7 +635,9 @@ def test_effect_sentences_quote_the_interval_and_caution_on_few_pairs():
         and "Read with care" not in male
     )
     assert young.startswith("BA w.r.t. Young on the 1 pair defined")
-    assert uncertainty.startswith("Uncertainty does not change detectably (+0.020)")
+    assert uncertainty.startswith(
+        "Uncertainty (share of outputs inside the uncertainty band) does not change detectably (+0.020)"
+    )
     assert effect_sentences(effects, "gmp") == []
 
     calibrated = effects.assign(threshold="calibrated", pairs=12, delta=0.04, ci_low=0.02, ci_high=0.06)
@@ -649,6 +651,28 @@ def test_effect_sentences_quote_the_interval_and_caution_on_few_pairs():
     assert all(
         "calibrated" not in s for s in effect_sentences(pd.concat([effects, calibrated]), "gmp_pt", "calibrated")
     )
+
+
+def test_changes_on_a_fixed_support_lead_and_the_plain_means_follow():
+    """With an effects table the findings read accuracy, then the intervals, then the study's plain means."""
+    metrics = make_metrics(ba_rise=0.08)
+    top = metrics["sparsity"].max()
+    effects = pd.DataFrame(
+        [
+            dict(statistic="bias_amplification", identity="Male", pairs=3, collapsed=0, delta=0.02),
+            dict(statistic="interdependence", identity="all", pairs=4, collapsed=0, delta=0.01),
+        ]
+    ).assign(
+        ci_low=0.005, ci_high=0.03, method="gmp", threshold="default", sparsity=top, seeds=2, dense=0.1, value=0.12
+    )
+    effects = effects.assign(seed_delta_min=0.0, seed_delta_max=0.04)
+    text = sentences_of(metrics, {"effects": effects})
+    plain = [i for i, s in enumerate(text) if "the study's plain mean" in s]
+    fixed = [i for i, s in enumerate(text) if "defined at every sparsity" in s or "predicted at every sparsity" in s]
+    assert text[0].startswith("Accuracy") and len(fixed) == 2 and plain
+    assert max(fixed) < min(plain)
+    assert text[fixed[1]].startswith("Interdependence (R² of each prediction on the others) on the 4 attributes")
+    assert sentences_of(metrics)[1] == text[min(plain)]  # without effects the plain means follow accuracy
 
 
 def test_identity_dependence_is_glossed_where_it_is_first_reported():

@@ -117,6 +117,38 @@ def change_sentence(
     return text + "."
 
 
+def _plain_mean_sentences(curves: Mapping[str, pd.DataFrame], ba_rows: pd.DataFrame, method: str) -> list[str]:
+    """The study's plain means against sparsity (each model averaged over what it defines):
+    BA per identity, how many pairs that was, uncertainty and interdependence."""
+    ba = curves["bias_amplification"]
+    out = []
+    for identity in sorted(set(ba["identity"])):
+        subject = f"Bias amplification w.r.t. {identity} (the study's plain mean, over the pairs each model defines)"
+        out.append(change_sentence(subject, *split_curve(ba[ba["identity"] == identity], method), method, BA_TOLERANCE))
+    coverage = ba_coverage_sentence(ba_rows, method)
+    if coverage:
+        out.append(coverage)
+    out.append(
+        change_sentence(
+            "Uncertainty (share of outputs inside the uncertainty band)",
+            *split_curve(curves["uncertainty"], method),
+            method,
+            UNCERTAINTY_TOLERANCE,
+            percent_text,
+        )
+    )
+    out.append(
+        change_sentence(
+            "Interdependence (R² of each prediction on the others; the study's plain mean, over the attributes each model predicts)",
+            *split_curve(curves["interdependence"], method),
+            method,
+            INTERDEPENDENCE_TOLERANCE,
+            lambda v: f"{v:.2f}",
+        )
+    )
+    return out
+
+
 def ba_coverage_sentence(ba_rows: pd.DataFrame, method: str) -> str | None:
     """Warn when the BA means of ``method`` cover fewer (identity, attribute) pairs than dense.
 
@@ -289,6 +321,9 @@ def predictor_sentence(attribute_criterion: pd.DataFrame, method: str) -> str:
 def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> list[dict]:
     """Headline findings as sentences, per setting and pruned method.
 
+    In order: accuracy; the changes on a support fixed along the curve, with their intervals
+    (``effects``) and the shortcut control beside them; the study's plain means; the criteria.
+
     Parameters
     ----------
     metrics : DataFrame
@@ -330,40 +365,15 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
             )
         for method in methods:
             sentences = [accuracy_sentence(*split_curve(here["accuracy"], method), method)]
-            ba = here["bias_amplification"]
-            for identity in sorted(set(ba["identity"])):
-                subject = (
-                    f"Bias amplification w.r.t. {identity} (the study's plain mean, over the pairs each model defines)"
-                )
-                dense, sparse = split_curve(ba[ba["identity"] == identity], method)
-                sentences.append(change_sentence(subject, dense, sparse, method, BA_TOLERANCE))
-            coverage = ba_coverage_sentence(ba_rows, method)
-            if coverage:
-                sentences.append(coverage)
-            sentences.append(
-                change_sentence(
-                    "Uncertainty (share of outputs inside the uncertainty band)",
-                    *split_curve(here["uncertainty"], method),
-                    method,
-                    UNCERTAINTY_TOLERANCE,
-                    percent_text,
-                )
-            )
-            sentences.append(
-                change_sentence(
-                    "Interdependence (R² of each prediction on the others)",
-                    *split_curve(here["interdependence"], method),
-                    method,
-                    INTERDEPENDENCE_TOLERANCE,
-                    lambda v: f"{v:.2f}",
-                )
-            )
+            # The changes on a fixed support, with intervals, lead; the study's plain means, whose
+            # support shrinks as attributes collapse (and can flip a mean's sign), follow them.
             if "effects" in tables:
                 sentences += effect_sentences(tables["effects"], method)
             if "shortcut_control" in tables:
                 sentences += shortcut_control_sentences(
                     tables["shortcut_control"], method_information_kept(tables.get("convergence"), method)
                 )
+            sentences += _plain_mean_sentences(here, ba_rows, method)
             sentences += _criteria_sentences(tables, method)
             out.append({"setting": " / ".join(setting), "method": method_text(method), "sentences": sentences})
     return out
@@ -377,7 +387,11 @@ EFFECT_NAMES = {
     "identity_dependence": "Identity dependence",
 }
 #: What an effect's name means, said where the effect is first reported.
-EFFECT_GLOSSES = {"identity_dependence": "R² of each predicted target on the true identities"}
+EFFECT_GLOSSES = {
+    "uncertainty": "share of outputs inside the uncertainty band",
+    "interdependence": "R² of each prediction on the others",
+    "identity_dependence": "R² of each predicted target on the true identities",
+}
 #: What one unit of an effect's support is, by statistic.
 SUPPORT_NOUNS = {
     "bias_amplification": "pair",
