@@ -129,7 +129,7 @@ def test_ba_coverage_sentence_only_when_pruned_models_lose_pairs():
     assert (
         "Bias amplification is defined for 5 (identity, attribute) pairs at 99% sparsity (GMP) against 6 for "
         "dense (mean over seeds); a pair drops out when the model predicts no positive of its attribute, so the "
-        'BA means above leave out the attributes that collapsed to "never"; the changes with intervals below use '
+        'BA means above leave out the attributes that collapsed to "never"; the changes with intervals use '
         "only the pairs defined, and attributes predicted, at every sparsity." in sentences_of(metrics)
     )
 
@@ -673,6 +673,11 @@ def test_changes_on_a_fixed_support_lead_and_the_plain_means_follow():
     assert max(fixed) < min(plain)
     assert text[fixed[1]].startswith("Interdependence (R² of each prediction on the others) on the 4 attributes")
     assert sentences_of(metrics)[1] == text[min(plain)]  # without effects the plain means follow accuracy
+    # Uncertainty is a mean over every attribute: one sentence, from the effects where they have it.
+    assert sum(s.startswith("Uncertainty") for s in text) == 1
+    quoted = pd.concat([effects, effects.iloc[[1]].assign(statistic="uncertainty", identity="all")])
+    (uncertainty,) = [s for s in sentences_of(metrics, {"effects": quoted}) if s.startswith("Uncertainty")]
+    assert "95 % CI" in uncertainty
 
 
 def test_identity_dependence_is_glossed_where_it_is_first_reported():

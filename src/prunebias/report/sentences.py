@@ -117,9 +117,12 @@ def change_sentence(
     return text + "."
 
 
-def _plain_mean_sentences(curves: Mapping[str, pd.DataFrame], ba_rows: pd.DataFrame, method: str) -> list[str]:
-    """The study's plain means against sparsity (each model averaged over what it defines):
-    BA per identity, how many pairs that was, uncertainty and interdependence."""
+def _plain_mean_sentences(
+    curves: Mapping[str, pd.DataFrame], ba_rows: pd.DataFrame, method: str, uncertainty: bool
+) -> list[str]:
+    """The study's plain means against sparsity (each model averaged over what it defines): BA per
+    identity, how many pairs that was, interdependence and, with ``uncertainty``, uncertainty (a
+    mean over every attribute, which an effect sentence already quotes when there is one)."""
     ba = curves["bias_amplification"]
     out = []
     for identity in sorted(set(ba["identity"])):
@@ -128,15 +131,16 @@ def _plain_mean_sentences(curves: Mapping[str, pd.DataFrame], ba_rows: pd.DataFr
     coverage = ba_coverage_sentence(ba_rows, method)
     if coverage:
         out.append(coverage)
-    out.append(
-        change_sentence(
-            "Uncertainty (share of outputs inside the uncertainty band)",
-            *split_curve(curves["uncertainty"], method),
-            method,
-            UNCERTAINTY_TOLERANCE,
-            percent_text,
+    if uncertainty:
+        out.append(
+            change_sentence(
+                "Uncertainty (share of outputs inside the uncertainty band)",
+                *split_curve(curves["uncertainty"], method),
+                method,
+                UNCERTAINTY_TOLERANCE,
+                percent_text,
+            )
         )
-    )
     out.append(
         change_sentence(
             "Interdependence (R² of each prediction on the others; the study's plain mean, over the attributes each model predicts)",
@@ -172,7 +176,7 @@ def ba_coverage_sentence(ba_rows: pd.DataFrame, method: str) -> str | None:
         f"{sparsity_text(worst)} sparsity ({method_text(method)}) against {dense:.3g} for dense "
         "(mean over seeds); a pair drops out when the model predicts no positive of its attribute, "
         'so the BA means above leave out the attributes that collapsed to "never"; the changes with '
-        "intervals below use only the pairs defined, and attributes predicted, at every sparsity."
+        "intervals use only the pairs defined, and attributes predicted, at every sparsity."
     )
 
 
@@ -373,7 +377,11 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
                 sentences += shortcut_control_sentences(
                     tables["shortcut_control"], method_information_kept(tables.get("convergence"), method)
                 )
-            sentences += _plain_mean_sentences(here, ba_rows, method)
+            effects = tables.get("effects")
+            quoted = effects is not None and bool(
+                ((effects["statistic"] == "uncertainty") & (effects["method"] == method)).any()
+            )
+            sentences += _plain_mean_sentences(here, ba_rows, method, uncertainty=not quoted)
             sentences += _criteria_sentences(tables, method)
             out.append({"setting": " / ".join(setting), "method": method_text(method), "sentences": sentences})
     return out
