@@ -118,11 +118,14 @@ def change_sentence(
 
 
 def _plain_mean_sentences(
-    curves: Mapping[str, pd.DataFrame], ba_rows: pd.DataFrame, method: str, uncertainty: bool
+    curves: Mapping[str, pd.DataFrame], ba_rows: pd.DataFrame, method: str, effects: pd.DataFrame | None
 ) -> list[str]:
     """The study's plain means against sparsity (each model averaged over what it defines): BA per
-    identity, how many pairs that was, interdependence and, with ``uncertainty``, uncertainty (a
-    mean over every attribute, which an effect sentence already quotes when there is one)."""
+    identity, how many pairs that was, uncertainty and interdependence. Uncertainty is a mean over
+    every attribute, so it is left out where ``effects`` already quote it for ``method``."""
+    quoted = effects is not None and bool(
+        ((effects["statistic"] == "uncertainty") & (effects["method"] == method)).any()
+    )
     ba = curves["bias_amplification"]
     out = []
     for identity in sorted(set(ba["identity"])):
@@ -131,7 +134,7 @@ def _plain_mean_sentences(
     coverage = ba_coverage_sentence(ba_rows, method)
     if coverage:
         out.append(coverage)
-    if uncertainty:
+    if not quoted:
         out.append(
             change_sentence(
                 "Uncertainty (share of outputs inside the uncertainty band)",
@@ -377,11 +380,7 @@ def findings(metrics: pd.DataFrame, criteria: Mapping[str, pd.DataFrame]) -> lis
                 sentences += shortcut_control_sentences(
                     tables["shortcut_control"], method_information_kept(tables.get("convergence"), method)
                 )
-            effects = tables.get("effects")
-            quoted = effects is not None and bool(
-                ((effects["statistic"] == "uncertainty") & (effects["method"] == method)).any()
-            )
-            sentences += _plain_mean_sentences(here, ba_rows, method, uncertainty=not quoted)
+            sentences += _plain_mean_sentences(here, ba_rows, method, tables.get("effects"))
             sentences += _criteria_sentences(tables, method)
             out.append({"setting": " / ".join(setting), "method": method_text(method), "sentences": sentences})
     return out
