@@ -137,7 +137,7 @@ def _plain_mean_sentences(
     if not quoted:
         out.append(
             change_sentence(
-                "Uncertainty (share of outputs inside the uncertainty band)",
+                effect_name("uncertainty", "all"),
                 *split_curve(curves["uncertainty"], method),
                 method,
                 UNCERTAINTY_TOLERANCE,
@@ -146,7 +146,8 @@ def _plain_mean_sentences(
         )
     out.append(
         change_sentence(
-            "Interdependence (R² of each prediction on the others; the study's plain mean, over the attributes each model predicts)",
+            f"{EFFECT_NAMES['interdependence']} ({EFFECT_GLOSSES['interdependence']}; "
+            "the study's plain mean, over the attributes each model predicts)",
             *split_curve(curves["interdependence"], method),
             method,
             INTERDEPENDENCE_TOLERANCE,
