@@ -7,9 +7,9 @@ weights are in PyTorch's default layout. This measures that layout against the m
 channels-last as well (what the GPU path does) and against batches forced contiguous (N×3×H×W in
 memory): one thread (as in a workflow job), small_cnn with the dense recipe of ``config.yaml``
 (its batch, crop, augmentation and optimiser, its data set's training-split size and resolution;
-the training step of ``prunebias.training.train``), the same initial weights and batches for
-every layout, timed epochs after a warm-up one; then whether each layout's weights equal the
-workflow's.
+the batches and training step of ``prunebias.training.train``), the same initial weights and
+batches for every layout, timed epochs after a warm-up one; then whether each layout's weights
+equal the workflow's.
 
     .venv/bin/python benchmarks/cpu_layout.py [--epochs 2]
 """
@@ -28,9 +28,8 @@ from torch import nn
 from prunebias.config import train_spec
 from prunebias.data.synthetic import ATTRIBUTES
 from prunebias.settings import TrainSpec
-from prunebias.training import augment
 from prunebias.training.models import build_model
-from prunebias.training.train import deterministic_kernels, make_optimizer, train_step
+from prunebias.training.train import TensorData, deterministic_kernels, make_optimizer, train_step, training_batch
 
 REPO = Path(__file__).resolve().parents[1]
 #: (model weights, batches): None keeps what the workflow has (weights as built, batches as ``to_float`` makes them).
@@ -54,30 +53,28 @@ def default_recipe() -> tuple[TrainSpec, dict]:
 def epochs(
     layout: tuple[torch.memory_format | None, torch.memory_format | None],
     spec: TrainSpec,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    data: TensorData,
     n_epochs: int,
 ):
     """(seconds per timed epoch, final weights) of small_cnn trained from seed 0 in ``layout``
     (the weights' and the batches' memory format, None: as in the workflow)."""
     model_format, batch_format = layout
     torch.manual_seed(0)
-    model = build_model("small_cnn", labels.shape[1], spec.crop_size)
+    model = build_model("small_cnn", data.labels.shape[1], spec.crop_size)
     if model_format is not None:
         model = model.to(memory_format=model_format)
-    optimizer = make_optimizer(model.parameters(), spec.optimizer, images.device)
+    optimizer = make_optimizer(model.parameters(), spec.optimizer, data.device)
     loss_fn = nn.BCEWithLogitsLoss()
     model.train()
     timed = []
     for epoch in range(1 + n_epochs):  # the first epoch warms up
         gen = torch.Generator().manual_seed(epoch)
         start = time.perf_counter()
-        for idx in torch.randperm(len(images), generator=gen).split(spec.batch_size):
-            crops = augment.random_crop_flip(images[idx], spec.crop_size, spec.augment.padding, spec.augment.flip, gen)
-            x = augment.to_float(crops)
+        for idx in torch.randperm(len(data), generator=gen).split(spec.batch_size):
+            x, y = training_batch(data, idx, spec.crop_size, spec.augment.padding, spec.augment.flip, gen)
             if batch_format is not None:
                 x = x.contiguous(memory_format=batch_format)
-            train_step(model, optimizer, loss_fn, x, labels[idx])
+            train_step(model, optimizer, loss_fn, x, y)
         if epoch:
             timed.append(time.perf_counter() - start)
     return sum(timed) / len(timed), torch.cat([p.detach().flatten() for p in model.parameters()])
@@ -94,7 +91,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(1)
     images = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=gen)
     labels = torch.rand(n, len(ATTRIBUTES), generator=gen).round()
-    results = {name: epochs(layout, spec, images, labels, args.epochs) for name, layout in LAYOUTS.items()}
+    train = TensorData.from_arrays(images.numpy(), labels.numpy(), torch.device("cpu"))
+    results = {name: epochs(layout, spec, train, args.epochs) for name, layout in LAYOUTS.items()}
     (base, weights), *_ = results.values()
     for name, (seconds, w) in results.items():
         apart = (
